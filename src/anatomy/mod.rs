@@ -1,0 +1,1 @@
+//! (module anatomy: being written)

@@ -1,0 +1,2 @@
+//! The `avnplan` command line (feature `cli`); see `CONTRACT.md`.
+fn main() {}

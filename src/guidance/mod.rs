@@ -1,0 +1,1 @@
+//! (module guidance: being written)

@@ -1,0 +1,8 @@
+//! One calibrated C-arm view: the pixel frame, the 3x4 projection, the DICOM
+//! XA positioner geometry, fiducial calibration and image distortion.
+//!
+//! Entry points: [`Projection`].
+
+mod projection;
+
+pub use projection::{Projection, Ray, MIN_DEPTH_MM};

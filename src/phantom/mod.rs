@@ -1,0 +1,1 @@
+//! (module phantom: being written)

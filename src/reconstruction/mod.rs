@@ -1,0 +1,1 @@
+//! (module reconstruction: being written)
