@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod anatomy;
+pub mod case;
 pub mod error;
 pub mod geometry;
 pub mod guidance;
@@ -52,4 +53,5 @@ pub mod planning;
 pub mod reconstruction;
 pub mod render;
 
+pub use case::{Case, Constraints, Side};
 pub use error::{Error, Result};

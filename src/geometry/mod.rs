@@ -1,8 +1,12 @@
 //! Frame-free geometry: triangle meshes, spheres, ellipsoids, fits and the
 //! bone-surface queries the planner is built on.
 //!
-//! Entry points: [`TriMesh`].
+//! Entry points: [`TriMesh`], [`Sphere`], [`Ellipsoid`].
 
+mod ellipsoid;
 mod mesh;
+mod sphere;
 
+pub use ellipsoid::Ellipsoid;
 pub use mesh::{TriMesh, MAX_TRIANGLES};
+pub use sphere::Sphere;

@@ -1,8 +1,10 @@
 //! One calibrated C-arm view: the pixel frame, the 3x4 projection, the DICOM
 //! XA positioner geometry, fiducial calibration and image distortion.
 //!
-//! Entry points: [`Projection`].
+//! Entry points: [`Projection`], [`View`].
 
 mod projection;
+mod view;
 
 pub use projection::{Projection, Ray, MIN_DEPTH_MM};
+pub use view::{Annotations, View};
