@@ -4,9 +4,11 @@
 //! Entry points: [`TriMesh`], [`Sphere`], [`Ellipsoid`].
 
 mod ellipsoid;
+mod implicit;
 mod mesh;
 mod sphere;
 
 pub use ellipsoid::Ellipsoid;
+pub use implicit::{mesh_implicit, MAX_IMPLICIT_GRID_POINTS};
 pub use mesh::{TriMesh, MAX_TRIANGLES};
 pub use sphere::Sphere;
