@@ -12,3 +12,5 @@ pub use ellipsoid::Ellipsoid;
 pub use implicit::{mesh_implicit, MAX_IMPLICIT_GRID_POINTS};
 pub use mesh::{TriMesh, MAX_TRIANGLES};
 pub use sphere::Sphere;
+mod fit;
+pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
