@@ -145,7 +145,10 @@ pub fn from_json_bytes_with_schema<T: DeserializeOwned>(bytes: &[u8], schema: &s
     }
     let probe: Probe = typed(bytes)?;
     match probe.schema {
-        None => Err(json_error("schema", format!("missing: expected \"{schema}\""))),
+        None => Err(json_error(
+            "schema",
+            format!("missing: expected \"{schema}\""),
+        )),
         Some(s) if s != schema => Err(json_error(
             "schema",
             sanitize_message(&format!("expected \"{schema}\", got \"{s}\"")),
@@ -166,7 +169,8 @@ pub fn read_json_with_schema<T: DeserializeOwned>(path: &Path, schema: &str) -> 
 fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(path_error)?;
-    de.end().map_err(|e| json_error(".", clean_serde_message(&e)))?;
+    de.end()
+        .map_err(|e| json_error(".", clean_serde_message(&e)))?;
     Ok(value)
 }
 
@@ -176,7 +180,10 @@ fn check_document(bytes: &[u8]) -> Result<()> {
         return Err(size_limit_error(bytes.len() as u64));
     }
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Err(json_error(".", "starts with a UTF-8 byte-order mark (not allowed)"));
+        return Err(json_error(
+            ".",
+            "starts with a UTF-8 byte-order mark (not allowed)",
+        ));
     }
     if let Err(e) = std::str::from_utf8(bytes) {
         let (line, col) = line_col(bytes, e.valid_up_to());
@@ -188,7 +195,8 @@ fn check_document(bytes: &[u8]) -> Result<()> {
     // Pass 1: syntax, duplicate keys and nulls, over the whole document.
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, StrictWalk>(&mut de).map_err(path_error)?;
-    de.end().map_err(|e| json_error(".", clean_serde_message(&e)))?;
+    de.end()
+        .map_err(|e| json_error(".", clean_serde_message(&e)))?;
     Ok(())
 }
 
@@ -257,7 +265,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(StrictWalk)
     }
     fn visit_unit<E: de::Error>(self) -> std::result::Result<StrictWalk, E> {
-        Err(E::custom("null is not allowed (leave an optional field out)"))
+        Err(E::custom(
+            "null is not allowed (leave an optional field out)",
+        ))
     }
     fn visit_none<E: de::Error>(self) -> std::result::Result<StrictWalk, E> {
         self.visit_unit()
@@ -321,7 +331,10 @@ impl<'de> Deserialize<'de> for Integer {
             fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Integer, E> {
                 // 2^53: beyond it not every integer is representable.
                 if v.is_finite() && v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_992.0 {
-                    #[allow(clippy::cast_possible_truncation, reason = "checked integral and in range")]
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        reason = "checked integral and in range"
+                    )]
                     Ok(Integer(v as i64))
                 } else {
                     Err(E::custom(format!("expected an integer, got {v}")))
@@ -356,7 +369,11 @@ pub fn to_json_string<T: Serialize>(v: &T) -> Result<String> {
         return Err(match serde_json::to_value(v) {
             Ok(value) => match find_null(&value, String::new()) {
                 Some(path) => Error::invalid(
-                    if path.is_empty() { ".".to_string() } else { path },
+                    if path.is_empty() {
+                        ".".to_string()
+                    } else {
+                        path
+                    },
                     "not a finite number (NaN or infinity cannot be written)",
                 ),
                 None => Error::invalid(".", format!("cannot be written as JSON: {e}")),
@@ -404,7 +421,11 @@ impl serde_json::ser::Formatter for NoNullFormatter {
     fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         self.0.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         self.0.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
@@ -416,7 +437,11 @@ impl serde_json::ser::Formatter for NoNullFormatter {
     fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         self.0.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         self.0.begin_object_key(w, first)
     }
     fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
@@ -556,8 +581,14 @@ fn shorten_value(v: &str) -> String {
 /// Field paths echo object keys (an unknown key, say): shorten long
 /// segments and drop control characters.
 fn sanitize_field(f: &str) -> String {
-    let f: String = f.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    f.split('.').map(shorten_value).collect::<Vec<_>>().join(".")
+    let f: String = f
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    f.split('.')
+        .map(shorten_value)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Replaces control characters by spaces and shortens every quoted
@@ -574,7 +605,10 @@ pub(crate) fn sanitize_message(s: &str) -> String {
     while i < chars.len() {
         let c = chars[i];
         if c == '`' || c == '"' {
-            let close = chars[i + 1..].iter().position(|&d| d == c).map(|p| p + i + 1);
+            let close = chars[i + 1..]
+                .iter()
+                .position(|&d| d == c)
+                .map(|p| p + i + 1);
             let end = close.unwrap_or(chars.len());
             let inner: String = chars[i + 1..end].iter().collect();
             out.push(c);
@@ -690,6 +724,9 @@ mod tests {
             a: vec![1.0, f64::INFINITY],
         })
         .unwrap_err();
-        assert_eq!(e.to_string(), "a[1]: not a finite number (NaN or infinity cannot be written)");
+        assert_eq!(
+            e.to_string(),
+            "a[1]: not a finite number (NaN or infinity cannot be written)"
+        );
     }
 }

@@ -28,8 +28,12 @@ pub fn load_mesh(path: &Path) -> Result<(TriMesh, Vec<String>)> {
         ));
     }
     let bytes = super::json::read_limited(path)?;
-    let stl = stl_io::read_stl(&mut std::io::Cursor::new(bytes))
-        .map_err(|e| Error::mesh(path.display().to_string(), format!("not a valid STL file: {e}")))?;
+    let stl = stl_io::read_stl(&mut std::io::Cursor::new(bytes)).map_err(|e| {
+        Error::mesh(
+            path.display().to_string(),
+            format!("not a valid STL file: {e}"),
+        )
+    })?;
     let vertices = stl
         .vertices
         .iter()

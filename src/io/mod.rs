@@ -51,15 +51,15 @@
 //! * model: `neck_axis`, `shaft_axis` and `lesion` are left out when the
 //!   annotations do not allow them to be reconstructed.
 
-//TMP pub mod case;
-//TMP pub mod dicom_info;
+pub mod case;
+pub mod dicom_info;
 pub mod json;
 pub mod mesh;
-//TMP pub mod model;
-//TMP pub mod needle;
-//TMP pub mod plan;
-//TMP pub mod registration;
+pub mod model;
+pub mod needle;
+pub mod plan;
+pub mod registration;
 
-
+pub use case::{case_to_file, load_case, CaseFile};
 pub use json::{from_json_bytes, one_line_error, read_json, to_json_string, write_json_atomic};
-
+pub use plan::{load_plan, PlanFile};
