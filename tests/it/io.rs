@@ -290,7 +290,8 @@ fn io_invalid_fixtures_name_their_field() {
 fn io_unknown_fields_rejected_everywhere() {
     let full = fixture("valid_full.json");
     // The path ends with the unknown key itself.
-    let spots: [(&str, fn(&mut Value)); 9] = [
+    type Edit = fn(&mut Value);
+    let spots: [(&str, Edit); 9] = [
         ("colour", |v| v["colour"] = json!(1)),
         ("views[0].colour", |v| v["views"][0]["colour"] = json!(1)),
         ("views[0].annotations.head_outline", |v| {
