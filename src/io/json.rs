@@ -108,7 +108,7 @@ fn size_limit_error(actual: u64) -> Error {
 /// ```
 /// use avnplan::io::json::from_json_bytes;
 /// use avnplan::Error;
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]
 /// struct A { x_mm: f64 }
 /// let a: A = from_json_bytes(br#"{"x_mm": 2.0}"#).unwrap();
