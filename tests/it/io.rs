@@ -1146,3 +1146,32 @@ proptest! {
         let _ = load_value("random_numbers", &v);
     }
 }
+
+#[test]
+fn io_input_file_size_limit() {
+    // A sparse file just above 1 GiB: refused from its size, before reading.
+    let dir = scratch("size_limit");
+    let path = dir.join("huge.json");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len((1u64 << 30) + 1).unwrap();
+    drop(f);
+    let e = load_case(&path).unwrap_err();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        matches!(e, Error::LimitExceeded { limit, .. } if limit == 1 << 30),
+        "{e:?}"
+    );
+    let line = one_line_error(&path, &e);
+    assert!(
+        line.ends_with("file size (bytes): limit is 1073741824, got 1073741825"),
+        "{line}"
+    );
+    // A missing file is one line naming the file.
+    let missing = dir.join("absent.json");
+    let e = load_case(&missing).unwrap_err();
+    let line = one_line_error(&missing, &e);
+    assert!(
+        line.starts_with(&format!("{}: .: cannot read", missing.display())),
+        "{line}"
+    );
+}
