@@ -1,2 +1,3 @@
-fn main() {}
+//! The one integration-test binary: each file is one area.
+mod imaging;
 mod io;
