@@ -197,7 +197,7 @@ impl Seg {
     fn node_lower_bound(&self, n: &Node) -> f64 {
         let c = (n.lo + n.hi) * 0.5;
         let rad = (n.hi - n.lo).norm() * 0.5;
-        (self.dist_sq(&c).sqrt() - rad).max(0.0)
+        (self.dist_sq(&c).sqrt() - rad - SLACK_MM).max(0.0)
     }
 }
 
@@ -843,7 +843,9 @@ impl BoneSurface {
         if threshold_mm == f64::INFINITY {
             return false;
         }
-        let thr_sq = threshold_mm * threshold_mm;
+        // Slightly above threshold^2 so that no d^2 with sqrt(d^2) < threshold
+        // escapes the early exit through rounding.
+        let thr_sq_hi = threshold_mm * threshold_mm * (1.0 + 1e-12);
         let r = threshold_mm * (1.0 + 1e-12) + SLACK_MM;
         let seg = Seg::new(a, b);
         let nodes = &self.bvh.nodes;
@@ -863,10 +865,21 @@ impl BoneSurface {
                         continue;
                     }
                     let tri = &self.tris[k as usize];
-                    if watertight_hit(a, &seg.d, tri, 1.0).is_some()
-                        || segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq) < thr_sq
-                    {
+                    if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
                         return false;
+                    }
+                    let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq_hi);
+                    if d2 < thr_sq_hi {
+                        // Decide on the same rounded value as segment_distance_mm:
+                        // sqrt(min d^2) < threshold.
+                        let m = if d2.sqrt() < threshold_mm {
+                            d2
+                        } else {
+                            segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)
+                        };
+                        if m.sqrt() < threshold_mm {
+                            return false;
+                        }
                     }
                 }
             } else {
