@@ -527,10 +527,11 @@ fn real_meshes_load_and_report() {
 #[test]
 fn head_fixtures_and_neck_direction_are_sane() {
     for f in femurs() {
-        // The head centre is deep inside, about one radius from the surface.
+        // The head centre is deep inside, about one radius from the surface
+        // (less where the fovea capitis dents the head: 17.9 mm on TLEM2).
         let sd = f.surface.signed_distance_mm(&f.head_mm);
         assert!(
-            sd < -0.8 * f.head_radius_mm && sd > -1.2 * f.head_radius_mm,
+            sd < -0.7 * f.head_radius_mm && sd > -1.2 * f.head_radius_mm,
             "{}: {sd}",
             f.name
         );
