@@ -10,5 +10,5 @@ mod sphere;
 pub use ellipsoid::Ellipsoid;
 pub use mesh::{TriMesh, MAX_TRIANGLES};
 pub use sphere::Sphere;
-mod fit;
+pub(crate) mod fit;
 pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
