@@ -43,7 +43,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::anatomy::{Axis, HeadNeckFrame};
 use crate::case::Side;
 use crate::error::{Error, Result};
-use crate::geometry::{fit::sorted_eigen, fit_line, fit_sphere, Sphere, TriMesh};
+use crate::geometry::{sorted_eigen, fit_line, fit_sphere, Sphere, TriMesh};
 
 /// Length of each end searched for the head, mm.
 const END_LENGTH_MM: f64 = 80.0;
@@ -86,6 +86,16 @@ pub struct FemurLandmarks {
     pub anteversion_rad: Option<f64>,
     /// The head-neck frame built from the head centre, neck and shaft axes.
     pub frame: HeadNeckFrame,
+    /// Signed distance of the neck axis from the shaft axis along their
+    /// common normal, mm, positive when the neck passes anterior (domain.md
+    /// §2: 5-8 mm anterior). One of the side cues.
+    pub neck_offset_mm: f64,
+    /// Offset of the centroid of the distal 40 mm from the shaft axis, mm,
+    /// positive posterior (the condyles); `None` when the mesh is not a
+    /// whole femur. The other side cue.
+    pub condyle_offset_mm: Option<f64>,
+    /// Smallest neck cross-section area found along the neck axis, mm^2.
+    pub neck_min_area_mm2: f64,
 }
 
 /// One closed cross-section loop.
@@ -218,7 +228,8 @@ fn central_section(mesh: &TriMesh, origin: &Point3<f64>, n: &Vector3<f64>) -> Op
     if let Some(i) = secs.iter().position(|s| polygon_contains(&s.polygon, &o)) {
         return Some(secs.swap_remove(i));
     }
-    secs.into_iter().max_by(|a, b| a.area_mm2.total_cmp(&b.area_mm2))
+    secs.into_iter()
+        .max_by(|a, b| a.area_mm2.total_cmp(&b.area_mm2))
 }
 
 /// Area-weighted outward vertex normals and vertex areas.
@@ -358,7 +369,7 @@ impl FemurLandmarks {
             return Err(Error::too_few("femur_mesh.vertices", 500, verts.len()));
         }
         let vol = mesh.signed_volume_mm3();
-        if !(vol > 0.0) {
+        if !greater(vol, 0.0) {
             return Err(Error::mesh(
                 "femur_mesh",
                 format!("signed volume {vol:.0} mm^3 is not positive: normals must point outward"),
@@ -481,7 +492,10 @@ impl FemurLandmarks {
                 }
             }
             if count < 3 {
-                return Err(Error::degenerate("femur_mesh.neck", "too few neck sections"));
+                return Err(Error::degenerate(
+                    "femur_mesh.neck",
+                    "too few neck sections",
+                ));
             }
             let (_, v) = sorted_eigen(&m);
             let mut nn: Vector3<f64> = v.column(0).into_owned();
@@ -503,16 +517,14 @@ impl FemurLandmarks {
             .filter(|v| (*v - c).dot(&s) < t_min + 40.0)
             .collect();
         let condyle_bulge = if whole && !distal.is_empty() {
-            let cen = distal.iter().fold(Vector3::zeros(), |a, v| a + v.coords) / distal.len() as f64;
+            let cen =
+                distal.iter().fold(Vector3::zeros(), |a, v| a + v.coords) / distal.len() as f64;
             let cen = Point3::from(cen);
             Some((cen - shaft.closest_point(&cen)).dot(&y))
         } else {
             None
         };
         let neck_offset = (c - shaft.point).dot(&y);
-        if std::env::var_os("AVNPLAN_DEBUG_FEMUR").is_some() {
-            eprintln!("femur debug: t_min {t_min:.1} condyle_bulge {condyle_bulge:?} neck_offset {neck_offset:.2} neck_r {neck_radius:.1}");
-        }
         let side = match side {
             Some(sd) => sd,
             None => match condyle_bulge {
@@ -556,7 +568,9 @@ impl FemurLandmarks {
             if !(-90.0..=-40.0).contains(&level) {
                 continue;
             }
-            if neck_axis.distance_mm(v) < neck_radius + 5.0 && neck_axis.coordinate_mm(v) > -(r + 40.0) {
+            if neck_axis.distance_mm(v) < neck_radius + 5.0
+                && neck_axis.coordinate_mm(v) > -(r + 40.0)
+            {
                 continue;
             }
             let prom = (v - shaft.closest_point(v)).dot(&dir);
@@ -565,7 +579,10 @@ impl FemurLandmarks {
             }
         }
         let (lt_pt, _) = lt.ok_or_else(|| {
-            Error::degenerate("femur_mesh.lesser_trochanter", "no vertices 40-90 mm below the head")
+            Error::degenerate(
+                "femur_mesh.lesser_trochanter",
+                "no vertices 40-90 mm below the head",
+            )
         })?;
         let lt_level = shaft.coordinate_mm(&lt_pt);
         // 7. Anteversion from the posterior condylar line.
@@ -591,7 +608,8 @@ impl FemurLandmarks {
                     let k = pm - pl;
                     let k = k - s * k.dot(&s);
                     k.try_normalize(1e-9).map(|k| {
-                        let a_perp = (anterior - k * anterior.dot(&k) - s * anterior.dot(&s)).normalize();
+                        let a_perp =
+                            (anterior - k * anterior.dot(&k) - s * anterior.dot(&s)).normalize();
                         let xp = x - s * x.dot(&s);
                         xp.dot(&a_perp).atan2(xp.dot(&k))
                     })
@@ -612,6 +630,21 @@ impl FemurLandmarks {
             neck_shaft_angle_rad: nsa,
             anteversion_rad,
             frame,
+            // y is posterior for a right femur, anterior for a left one.
+            neck_offset_mm: match side {
+                Side::Right => -neck_offset,
+                Side::Left => neck_offset,
+            },
+            condyle_offset_mm: condyle_bulge.map(|b| match side {
+                Side::Right => b,
+                Side::Left => -b,
+            }),
+            neck_min_area_mm2: neck_area_min,
         })
     }
+}
+
+/// `a > b`, false when either is NaN (negated, it also catches NaN).
+fn greater(a: f64, b: f64) -> bool {
+    a > b
 }

@@ -10,5 +10,6 @@ mod sphere;
 pub use ellipsoid::Ellipsoid;
 pub use mesh::{TriMesh, MAX_TRIANGLES};
 pub use sphere::Sphere;
-pub(crate) mod fit;
+mod fit;
 pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
+pub(crate) use fit::sorted_eigen;
