@@ -43,7 +43,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::anatomy::{Axis, HeadNeckFrame};
 use crate::case::Side;
 use crate::error::{Error, Result};
-use crate::geometry::{sorted_eigen, fit_line, fit_sphere, Sphere, TriMesh};
+use crate::geometry::{fit_line, fit_sphere, sorted_eigen, Sphere, TriMesh};
 
 /// Length of each end searched for the head, mm.
 const END_LENGTH_MM: f64 = 80.0;

@@ -11,5 +11,5 @@ pub use ellipsoid::Ellipsoid;
 pub use mesh::{TriMesh, MAX_TRIANGLES};
 pub use sphere::Sphere;
 mod fit;
-pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
 pub(crate) use fit::sorted_eigen;
+pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
