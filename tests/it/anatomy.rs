@@ -129,7 +129,7 @@ fn proximal_part(m: &TriMesh, head: &Point3<f64>, axis: &Vector3<f64>, len_mm: f
 fn print_row(name: &str, lm: &FemurLandmarks, secs: f64) {
     let c = lm.head.center;
     println!(
-        "| {name:<22} | [{:7.1}, {:7.1}, {:7.1}] | {:5.2} | {:4.2} | {:6.1} | {:>6} | {:6.1} | {:5.1} | {:>5} | {:?} | {:5.2} |",
+        "| {name:<24} | [{:7.1}, {:7.1}, {:7.1}] | {:5.2} | {:4.2} | {:6.1} | {:>6} | {:6.1} | {:5.1} | {:>5} | {:5.1} | {:?} | {:5.2} |",
         c.x,
         c.y,
         c.z,
@@ -142,14 +142,15 @@ fn print_row(name: &str, lm: &FemurLandmarks, secs: f64) {
         lm.neck_offset_mm,
         lm.condyle_offset_mm
             .map_or("-".to_string(), |a| format!("{a:.1}")),
+        lm.lesser_trochanter_asymmetry_mm,
         lm.side,
         secs
     );
 }
 
 fn header() {
-    println!("| mesh | head centre mm | r mm | rms mm | NSA deg | AV deg | LT level mm | neck ant. mm | condyles post. mm | side | time s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| mesh | head centre mm | r mm | rms mm | NSA deg | AV deg | LT level mm | neck ant. mm | condyles post. mm | LT post. mm | side | time s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn landmarks_timed(m: &TriMesh, side: Option<Side>) -> (FemurLandmarks, f64) {
@@ -221,6 +222,39 @@ fn real_femurs_landmarks_table() {
         print_row("TLEM2 mirrored (left)", &lmm, t);
         assert_eq!(lmm.side, Side::Left);
         check_plausible(&lmm);
+        for len in [150.0, 120.0] {
+            let prox = proximal_part(m, &lm.head.center, &lm.shaft_axis.direction, len);
+            let (lmp, t) = landmarks_timed(&prox, None);
+            print_row(&format!("TLEM2 proximal {len} mm"), &lmp, t);
+            assert_eq!(lmp.side, Side::Right);
+            assert!((lmp.head.center - lm.head.center).norm() < 0.5);
+            check_plausible(&lmp);
+            let (lmq, t) = landmarks_timed(&mirrored(&prox), None);
+            print_row(&format!("TLEM2 prox. {len} mirrored"), &lmq, t);
+            assert_eq!(lmq.side, Side::Left);
+            check_plausible(&lmq);
+        }
+        // A given side is used as is (the frame's anterior follows it).
+        let (forced, _) = landmarks_timed(m, Some(Side::Left));
+        assert_eq!(forced.side, Side::Left);
+        assert_relative_eq!(
+            forced.frame.anterior().into_inner(),
+            -lm.frame.anterior().into_inner(),
+            epsilon = 1e-9
+        );
+        // Too short for a shaft axis: a typed error naming the shaft.
+        let stub = proximal_part(m, &lm.head.center, &lm.shaft_axis.direction, 90.0);
+        match FemurLandmarks::from_mesh(&stub, None) {
+            Err(avnplan::Error::Degenerate { what, .. }) => assert_eq!(what, "femur_mesh.shaft"),
+            other => panic!("expected a shaft error, got {other:?}"),
+        }
+        // Inside-out mesh: a mesh error.
+        let mut inv = m.clone();
+        inv.flip_orientation();
+        assert!(matches!(
+            FemurLandmarks::from_mesh(&inv, None),
+            Err(avnplan::Error::Mesh { .. })
+        ));
     }
 }
 
