@@ -1,4 +1,5 @@
 //! The one integration-test binary: each file is one area.
+mod anatomy;
 mod imaging;
 mod io;
 mod surface;
