@@ -335,7 +335,11 @@ mod tests {
     fn articular_head_is_exact_sphere_and_axis_inside() {
         for seed in 0..20 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let side = if seed % 2 == 0 { Side::Left } else { Side::Right };
+            let side = if seed % 2 == 0 {
+                Side::Left
+            } else {
+                Side::Right
+            };
             let f = Femur::new(FemurParams::draw(&mut rng, side));
             let r = f.params.head_radius_mm;
             // Points on the upper hemisphere around the neck direction's

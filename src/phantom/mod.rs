@@ -539,7 +539,10 @@ fn find_entry(f: &Femur) -> Result<Point3<f64>> {
         }
         t += step;
     }
-    Err(Error::degenerate("entry", "the neck axis never leaves the bone"))
+    Err(Error::degenerate(
+        "entry",
+        "the neck axis never leaves the bone",
+    ))
 }
 
 /// Whether a pixel lies inside the image (pixel centres at integers).
@@ -567,7 +570,10 @@ fn trace_annotations(
     let axis = (h - src) / dist;
     let cc = h - axis * (r * r / dist);
     let rho = r * (1.0 - r * r / (dist * dist)).sqrt();
-    let e1 = axis.cross(&Vector3::x()).try_normalize(1e-9).unwrap_or_else(|| axis.cross(&Vector3::y()).normalize());
+    let e1 = axis
+        .cross(&Vector3::x())
+        .try_normalize(1e-9)
+        .unwrap_or_else(|| axis.cross(&Vector3::y()).normalize());
     let e2 = axis.cross(&e1);
     let hc_px = proj.project(&h)?;
     for k in 0..120 {
@@ -577,7 +583,9 @@ fn trace_annotations(
         if f.sdf(&x) != f.head_sdf(&x) {
             continue;
         }
-        let Some(uv) = proj.try_project(&x) else { continue };
+        let Some(uv) = proj.try_project(&x) else {
+            continue;
+        };
         let out: Vector2<f64> = (uv - hc_px).normalize();
         // ... and nothing of the bone lies just outside it in the image.
         if trace::pixel_hits(&sdf, proj, &(uv + out * 0.5), &lo, &hi) || !in_image(&uv, size) {
@@ -586,7 +594,11 @@ fn trace_annotations(
         ann.head_outline_px.push(uv);
     }
     if ann.head_outline_px.len() < 20 {
-        return Err(Error::too_few("head_outline_px", 20, ann.head_outline_px.len()));
+        return Err(Error::too_few(
+            "head_outline_px",
+            20,
+            ann.head_outline_px.len(),
+        ));
     }
 
     // Neck and shaft edges on scan lines across the projected axis.
@@ -612,12 +624,18 @@ fn trace_annotations(
     let s_unit = lesion.to_unit(&src);
     let s2 = s_unit.norm_squared();
     if s2 <= 1.0 {
-        return Err(Error::degenerate("lesion", "the X-ray source is inside the lesion"));
+        return Err(Error::degenerate(
+            "lesion",
+            "the X-ray source is inside the lesion",
+        ));
     }
     let c0 = s_unit / s2;
     let rad = (1.0 - 1.0 / s2).sqrt();
     let a = s_unit / s2.sqrt();
-    let b1 = a.cross(&Vector3::x()).try_normalize(1e-9).unwrap_or_else(|| a.cross(&Vector3::y()).normalize());
+    let b1 = a
+        .cross(&Vector3::x())
+        .try_normalize(1e-9)
+        .unwrap_or_else(|| a.cross(&Vector3::y()).normalize());
     let b2 = a.cross(&b1);
     for k in 0..64 {
         let th = std::f64::consts::TAU * k as f64 / 64.0;
@@ -652,7 +670,9 @@ fn trace_edges(
         let (Some(pa), Some(pb)) = (proj.try_project(a), proj.try_project(b)) else {
             continue;
         };
-        let Some(d) = (pb - pa).try_normalize(1e-12) else { continue };
+        let Some(d) = (pb - pa).try_normalize(1e-12) else {
+            continue;
+        };
         let perp = Vector2::new(-d.y, d.x);
         for (s, dir) in [perp, -perp].iter().enumerate() {
             let Some((edge, inside)) =
@@ -661,7 +681,9 @@ fn trace_edges(
                 continue;
             };
             let ray = proj.back_project(&inside);
-            let Some(t) = trace::first_hit(&sdf, &ray, &lo, &hi) else { continue };
+            let Some(t) = trace::first_hit(&sdf, &ray, &lo, &hi) else {
+                continue;
+            };
             let x = ray.at(t);
             if part(&x) - f.sdf(&x) < EDGE_BLEND_TOL_MM && in_image(&edge, size) {
                 sides[s].push(edge);

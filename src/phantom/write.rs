@@ -28,7 +28,10 @@ pub fn write_binary_stl(mesh: &TriMesh, path: &Path) -> Result<()> {
     buf.extend_from_slice(&n.to_le_bytes());
     for i in 0..mesh.triangles.len() {
         let [a, b, c] = mesh.triangle(i);
-        let nrm = (b - a).cross(&(c - a)).try_normalize(0.0).unwrap_or_default();
+        let nrm = (b - a)
+            .cross(&(c - a))
+            .try_normalize(0.0)
+            .unwrap_or_default();
         for v in [nrm, a.coords, b.coords, c.coords] {
             for k in 0..3 {
                 buf.extend_from_slice(&(v[k] as f32).to_le_bytes());
@@ -129,8 +132,8 @@ pub fn case_json(ph: &Phantom) -> serde_json::Value {
 /// [`Error::Io`] naming the file that could not be written.
 pub fn write_phantom_dir(ph: &Phantom, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let truth = serde_json::to_vec_pretty(&ph.truth)
-        .map_err(|e| Error::invalid("truth", e.to_string()))?;
+    let truth =
+        serde_json::to_vec_pretty(&ph.truth).map_err(|e| Error::invalid("truth", e.to_string()))?;
     write_file(&dir.join("truth.json"), &truth)?;
     let case = serde_json::to_vec_pretty(&case_json(ph))
         .map_err(|e| Error::invalid("case", e.to_string()))?;

@@ -48,7 +48,12 @@ fn mesh_hit(pm: &parry3d_f64::shape::TriMesh, ph: &Phantom, view: usize, uv: &Po
 
 /// Distance (px, within 0.5 px) to where hit/miss changes around `uv`:
 /// some of the 16 rays on a circle of 0.5 px hit the mesh and some miss.
-fn on_mesh_silhouette(pm: &parry3d_f64::shape::TriMesh, ph: &Phantom, view: usize, uv: &Point2<f64>) -> bool {
+fn on_mesh_silhouette(
+    pm: &parry3d_f64::shape::TriMesh,
+    ph: &Phantom,
+    view: usize,
+    uv: &Point2<f64>,
+) -> bool {
     let mut hits = 0;
     for k in 0..16 {
         let a = std::f64::consts::TAU * f64::from(k) / 16.0;
@@ -76,7 +81,11 @@ fn check_phantom(ph: &Phantom) {
         let d = v - head.center;
         if d.norm() < head.radius_mm + 2.0 && d.normalize().dot(&n) > 0.0 {
             count += 1;
-            assert!((d.norm() - head.radius_mm).abs() < 1e-3, "head vertex off by {}", d.norm() - head.radius_mm);
+            assert!(
+                (d.norm() - head.radius_mm).abs() < 1e-3,
+                "head vertex off by {}",
+                d.norm() - head.radius_mm
+            );
         }
     }
     assert!(count > 500, "only {count} head vertices");
@@ -84,13 +93,19 @@ fn check_phantom(ph: &Phantom) {
 
     // Lesion inside the head, 5-30 % of its volume, 1-4 mm deep or more.
     let l = &ph.truth.lesion;
-    assert!((0.05 - 1e-9..=0.30 + 1e-9).contains(&l.head_fraction), "{}", l.head_fraction);
+    assert!(
+        (0.05 - 1e-9..=0.30 + 1e-9).contains(&l.head_fraction),
+        "{}",
+        l.head_fraction
+    );
     assert!(l.depth_mm >= 1.0 - 1e-6, "depth {}", l.depth_mm);
     for k in 0..500 {
         let z = 1.0 - 2.0 * (f64::from(k) + 0.5) / 500.0;
         let s = (1.0 - z * z).sqrt();
         let a = 2.399_963 * f64::from(k);
-        let p = ph.lesion.from_unit(&nalgebra::Vector3::new(s * a.cos(), s * a.sin(), z));
+        let p = ph
+            .lesion
+            .from_unit(&nalgebra::Vector3::new(s * a.cos(), s * a.sin(), z));
         assert!(head.signed_distance_mm(&p) < -1.0 + 1e-6);
         assert!(ph.bone_sdf(&p) < 0.0);
     }
@@ -177,7 +192,11 @@ fn noise_moves_annotations_but_not_truth() {
         &b.case.views[0].annotations.head_outline_px,
     );
     assert_eq!(pa.len(), pb.len());
-    let rms = (pa.iter().zip(pb).map(|(p, q)| (p - q).norm_squared()).sum::<f64>()
+    let rms = (pa
+        .iter()
+        .zip(pb)
+        .map(|(p, q)| (p - q).norm_squared())
+        .sum::<f64>()
         / pa.len() as f64)
         .sqrt();
     // sigma = 1 px per axis -> about sqrt(2) px per point.
@@ -204,7 +223,15 @@ fn same_seed_same_bytes() {
     names.sort();
     assert_eq!(
         names,
-        ["AP.png", "LAT.png", "OBL+30.png", "OBL-30.png", "case.json", "femur.stl", "truth.json"]
+        [
+            "AP.png",
+            "LAT.png",
+            "OBL+30.png",
+            "OBL-30.png",
+            "case.json",
+            "femur.stl",
+            "truth.json"
+        ]
     );
     for n in &names {
         let x = std::fs::read(da.join(n)).unwrap();
@@ -214,7 +241,15 @@ fn same_seed_same_bytes() {
     // truth.json holds the fields the issue asks for.
     let t: serde_json::Value =
         serde_json::from_slice(&std::fs::read(da.join("truth.json")).unwrap()).unwrap();
-    for k in ["head", "lesion", "noise_px", "bone_mesh", "params", "seed", "entry_mm"] {
+    for k in [
+        "head",
+        "lesion",
+        "noise_px",
+        "bone_mesh",
+        "params",
+        "seed",
+        "entry_mm",
+    ] {
         assert!(t.get(k).is_some(), "truth.json lacks {k}");
     }
     assert_eq!(t["bone_mesh"], "femur.stl");
@@ -237,7 +272,12 @@ fn radiograph_shows_bone_bright() {
     let head = ph.head();
     // Bone (head centre) is brighter than the background beside the head.
     let outside = head.center + nalgebra::Vector3::new(0.0, 0.0, head.radius_mm + 8.0);
-    assert!(at(&head.center) > at(&outside) + 60, "{} vs {}", at(&head.center), at(&outside));
+    assert!(
+        at(&head.center) > at(&outside) + 60,
+        "{} vs {}",
+        at(&head.center),
+        at(&outside)
+    );
     assert_eq!(at(&outside), 20);
     let png = img.to_png().unwrap();
     assert_eq!(&png[1..4], b"PNG");
