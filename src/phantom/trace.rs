@@ -90,7 +90,7 @@ pub(crate) fn silhouette_along<F: Fn(&Point3<f64>) -> f64>(
     }
     let mut a = 0.0;
     let mut b = step_px;
-    while !(b > max_px) {
+    while b <= max_px {
         if !pixel_hits(f, proj, &(start + dir * b), lo, hi) {
             break;
         }
@@ -182,7 +182,7 @@ mod tests {
             };
             assert_relative_eq!(s, chord, epsilon = 3e-3);
             assert_relative_eq!(c, inner, epsilon = 3e-3);
-            assert_eq!(first_hit(&f, &ray, &lo, &hi).is_some(), true);
+            assert!(first_hit(&f, &ray, &lo, &hi).is_some());
         }
         let miss = Ray {
             origin: Point3::new(-100.0, 10.01, 0.0),
