@@ -34,7 +34,7 @@ mod write;
 
 pub use femur::FemurParams;
 pub use radiograph::Radiograph;
-pub use write::{case_json, write_binary_stl, write_phantom_dir};
+pub use write::{case_file, write_phantom_dir};
 
 use nalgebra::{Matrix3, Point2, Point3, Rotation3, Vector2, Vector3};
 use rand::{Rng, SeedableRng};

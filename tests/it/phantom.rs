@@ -257,6 +257,15 @@ fn same_seed_same_bytes() {
     let mut f = std::fs::File::open(da.join("femur.stl")).unwrap();
     let stl = stl_io::read_stl(&mut f).unwrap();
     assert_eq!(stl.faces.len(), a.mesh.triangles.len());
+    // case.json loads back through the contract reader, with the same
+    // annotations and the bone mesh.
+    let (back, _warnings) = avnplan::io::load_case(&da.join("case.json")).unwrap();
+    assert_eq!(back.views.len(), 4);
+    assert_eq!(
+        back.views[0].annotations.head_outline_px.len(),
+        a.case.views[0].annotations.head_outline_px.len()
+    );
+    assert!(back.bone_mesh.is_some());
     std::fs::remove_dir_all(&base).unwrap();
 }
 
