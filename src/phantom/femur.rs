@@ -59,8 +59,9 @@ pub struct FemurParams {
     pub shaft_diameter_mm: f64,
     /// Cortical thickness, mm; 2-4.
     pub cortical_thickness_mm: f64,
-    /// Height of the lesser trochanter's centre below the head centre, mm.
-    pub lt_below_head_mm: f64,
+    /// Height of the lesser trochanter's centre below the point of the neck
+    /// axis closest to the shaft axis, mm; 18-28.
+    pub lt_below_neck_base_mm: f64,
     /// Length of shaft kept below the lesser trochanter, mm; 100-120.
     pub shaft_below_lt_mm: f64,
     /// Height of the greater trochanter's tip relative to the head centre, mm.
@@ -100,7 +101,7 @@ impl FemurParams {
             femoral_offset_mm: head_radius_mm * range(rng, 1.75, 2.0),
             shaft_diameter_mm: range(rng, 28.0, 32.0),
             cortical_thickness_mm: range(rng, 2.0, 4.0),
-            lt_below_head_mm: range(rng, 55.0, 68.0),
+            lt_below_neck_base_mm: range(rng, 18.0, 28.0),
             shaft_below_lt_mm: range(rng, 100.0, 120.0),
             gt_tip_above_head_mm: range(rng, -6.0, 4.0),
         }
@@ -204,7 +205,7 @@ impl Femur {
         }
         let shaft_point = base + wp * params.neck_anterior_offset_mm;
         let rs = params.shaft_diameter_mm / 2.0;
-        let lt_z = h.z - params.lt_below_head_mm;
+        let lt_z = base.z - params.lt_below_neck_base_mm;
         let shaft_z = [lt_z - params.shaft_below_lt_mm, base.z + 5.0];
         let axis_at = |z: f64| Point3::new(shaft_point.x, shaft_point.y, z);
         let lateral = -medial;

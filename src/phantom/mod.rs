@@ -224,9 +224,13 @@ impl Phantom {
     /// the projections (not expected for valid options).
     ///
     /// # Example
-    /// ```no_run
+    /// ```
     /// use avnplan::phantom::{Phantom, PhantomOptions};
-    /// let ph = Phantom::generate(7, &PhantomOptions::default()).unwrap();
+    /// let mut opts = PhantomOptions::default();
+    /// opts.mesh_step_mm = 1.5; // coarse and quick
+    /// opts.image_size_px = 256;
+    /// let ph = Phantom::generate(7, &opts).unwrap();
+    /// assert!(ph.mesh.signed_volume_mm3() > 0.0);
     /// let r = ph.truth.head.radius_mm;
     /// assert!((20.0..=27.0).contains(&r));
     /// approx::assert_relative_eq!(ph.bone_sdf(&nalgebra::Point3::from(ph.truth.head.center_mm)), -r, epsilon = 1e-9);
@@ -717,5 +721,90 @@ fn add_noise(ann: &mut Annotations, noise: &Normal<f64>, rng: &mut ChaCha8Rng) {
     ann.lesion_outline_px.iter_mut().for_each(&mut jitter);
     if let Some(e) = ann.entry_px.as_mut() {
         jitter(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lesions_and_entries_over_many_seeds() {
+        for seed in 0..60u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let side = if seed % 2 == 0 {
+                Side::Left
+            } else {
+                Side::Right
+            };
+            let f = Femur::new(FemurParams::draw(&mut rng, side));
+            let r = f.params.head_radius_mm;
+            let h = f.head_center;
+            let e = draw_lesion(&f, &mut rng).unwrap();
+            let frac = e.volume_ml() * 1000.0 / (4.0 / 3.0 * std::f64::consts::PI * r.powi(3));
+            assert!(
+                (0.05..=0.30).contains(&frac),
+                "seed {seed}: fraction {frac}"
+            );
+            let depth = r - ellipsoid_max_distance(&e, &h);
+            assert!(
+                (1.0 - 1e-6..=r).contains(&depth),
+                "seed {seed}: depth {depth}"
+            );
+            // Superior, in the weight-bearing dome.
+            assert!(e.center.z > h.z, "seed {seed}");
+            let entry = find_entry(&f).unwrap();
+            assert!(f.sdf(&entry).abs() < 1e-9);
+            // Lateral to the shaft axis and above the lesser trochanter's
+            // lower edge (domain.md §7, hard entry rule).
+            let lateral = if side == Side::Right { -1.0 } else { 1.0 };
+            assert!((entry.x - f.shaft_point.x) * lateral > 0.0, "seed {seed}");
+            assert!(
+                entry.z > f.lt_z - f.lt.semi.z,
+                "seed {seed}: {} vs {}",
+                entry.z,
+                f.lt_z
+            );
+        }
+    }
+
+    #[test]
+    fn ellipsoid_max_distance_known_answer() {
+        let e = Ellipsoid::new(
+            Point3::new(1.0, 2.0, 3.0),
+            Vector3::new(2.0, 5.0, 3.0),
+            Rotation3::from_euler_angles(0.3, -0.2, 1.1),
+        )
+        .unwrap();
+        // From the centre: the largest semi-axis.
+        approx::assert_relative_eq!(ellipsoid_max_distance(&e, &e.center), 5.0, epsilon = 1e-6);
+        let s = Ellipsoid::sphere(Point3::origin(), 2.0).unwrap();
+        approx::assert_relative_eq!(
+            ellipsoid_max_distance(&s, &Point3::new(3.0, 0.0, 0.0)),
+            5.0,
+            epsilon = 1e-6
+        );
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        let mut o = PhantomOptions::default();
+        o.mesh_step_mm = 0.0;
+        assert!(matches!(
+            Phantom::generate(1, &o),
+            Err(Error::Invalid { .. })
+        ));
+        let mut o = PhantomOptions::default();
+        o.image_size_px = 10;
+        assert!(matches!(
+            Phantom::generate(1, &o),
+            Err(Error::Invalid { .. })
+        ));
+        let mut o = PhantomOptions::default();
+        o.noise_px = f64::NAN;
+        assert!(matches!(
+            Phantom::generate(1, &o),
+            Err(Error::Invalid { .. })
+        ));
     }
 }

@@ -113,11 +113,11 @@ fn check_phantom(ph: &Phantom) {
     assert!(l.center_mm[2] > head.center.z);
     assert!(l.center_mm[1] < head.center.y + 3.0);
 
-    // Entry on the bone surface, below the head, lateral to the shaft axis,
-    // above the lesser trochanter's centre.
+    // Entry on the bone surface, lateral to the shaft axis, above the lesser
+    // trochanter's lower edge (its centre - 13 mm).
     let e = ph.entry_mm();
     assert!(ph.bone_sdf(&e).abs() < 1e-6);
-    assert!(e.z > ph.truth.lt_level_z_mm);
+    assert!(e.z > ph.truth.lt_level_z_mm - 13.0);
     let lateral = match ph.case.side {
         Side::Right => -1.0,
         _ => 1.0,
