@@ -788,20 +788,26 @@ mod tests {
 
     #[test]
     fn rejects_bad_options() {
-        let mut o = PhantomOptions::default();
-        o.mesh_step_mm = 0.0;
+        let o = PhantomOptions {
+            mesh_step_mm: 0.0,
+            ..PhantomOptions::default()
+        };
         assert!(matches!(
             Phantom::generate(1, &o),
             Err(Error::Invalid { .. })
         ));
-        let mut o = PhantomOptions::default();
-        o.image_size_px = 10;
+        let o = PhantomOptions {
+            image_size_px: 10,
+            ..PhantomOptions::default()
+        };
         assert!(matches!(
             Phantom::generate(1, &o),
             Err(Error::Invalid { .. })
         ));
-        let mut o = PhantomOptions::default();
-        o.noise_px = f64::NAN;
+        let o = PhantomOptions {
+            noise_px: f64::NAN,
+            ..PhantomOptions::default()
+        };
         assert!(matches!(
             Phantom::generate(1, &o),
             Err(Error::Invalid { .. })
