@@ -2,4 +2,5 @@
 mod anatomy;
 mod imaging;
 mod io;
+mod phantom;
 mod surface;
