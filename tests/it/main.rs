@@ -3,4 +3,5 @@ mod anatomy;
 mod imaging;
 mod io;
 mod phantom;
+mod recon;
 mod surface;
