@@ -91,7 +91,8 @@ impl Default for CalibrationOptions {
 ///
 /// * `world_mm` — fiducial positions, world mm (at least 6, not coplanar).
 /// * `px` — their measured image positions, pixels, same order.
-/// * `image_size_px` — image width and height, pixels (each >= 1).
+/// * `image_size_px` — image width and height, pixels (each >= 1; checked,
+///   the estimate itself does not depend on it).
 ///
 /// # Errors
 /// * [`Error::Invalid`] naming `image_size_px`, `px` (count mismatch),
