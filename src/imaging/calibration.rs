@@ -91,7 +91,8 @@ impl Default for CalibrationOptions {
 ///
 /// * `world_mm` — fiducial positions, world mm (at least 6, not coplanar).
 /// * `px` — their measured image positions, pixels, same order.
-/// * `image_size_px` — image width and height, pixels (each >= 1).
+/// * `image_size_px` — image width and height, pixels (each >= 1; checked,
+///   the estimate itself does not depend on it).
 ///
 /// # Errors
 /// * [`Error::Invalid`] naming `image_size_px`, `px` (count mismatch),
@@ -305,7 +306,7 @@ pub fn dlt(
     let mut idx: Vec<usize> = (0..s.len()).collect();
     idx.sort_by(|&i, &j| s[i].total_cmp(&s[j]));
     let (smin, s2, smax) = (s[idx[0]], s[idx[1]], s[idx[s.len() - 1]]);
-    if !(smax > 0.0) || s2 < 1e-10 * smax || !smin.is_finite() {
+    if smax.is_nan() || smax <= 0.0 || s2 < 1e-10 * smax || !smin.is_finite() {
         return Err(Error::degenerate(
             "world_mm",
             "the fiducials do not determine a unique projection",
@@ -399,7 +400,7 @@ impl Model {
             let xr = self.r * x.coords;
             let xc = xr + self.t;
             let y = Vector3::new(sigma * xc.x, xc.y, xc.z);
-            if !(y.z > super::MIN_DEPTH_MM) {
+            if y.z.is_nan() || y.z <= super::MIN_DEPTH_MM {
                 return None;
             }
             let (a, b) = (y.x / y.z, y.y / y.z);

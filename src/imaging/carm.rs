@@ -1,33 +1,69 @@
 //! C-arm positioner geometry in the DICOM XA convention (contract form 3).
 //!
-//! PS3.3 C.8.7.5: the positioner angles describe where the detector sits
-//! around the isocentre, in the patient frame (LPS for a supine, head-first
-//! patient):
+//! # The convention (checked against DICOM PS3.3 C.8.7.5)
+//!
+//! PS3.3 C.8.7.5.1.2 defines the angles with respect to the patient (here
+//! the world frame, patient LPS: x left, y posterior, z superior):
+//!
+//! > "The Positioner Primary Angle is defined in the transaxial plane at the
+//! > isocenter with zero degrees in the direction perpendicular to the
+//! > patient's chest and + 90 degrees at the patient left hand side (LAO) and
+//! > -90 at the patient right hand side (RAO)." "The Positioner Secondary
+//! > Angle is defined in the Sagittal Plane at the isocenter with zero
+//! > degrees in the direction perpendicular to the patient's chest. +90
+//! > degrees corresponds to the cranial direction." "At a 0 angle for both
+//! > Primary Angle (0018,1510) and Secondary Angle (0018,1511), the patient
+//! > faces the Image Intensifier or digital detector."
+//!
+//! and Table C.8-30 says the primary angle is the "Position of the X-Ray
+//! Image Intensifier about the patient from the RAO to LAO direction": the
+//! angles place the **detector**. The primary angle is "like longitude" and
+//! the secondary "like latitude", with the patient's long axis as the pole:
 //!
 //! * primary = secondary = 0: the detector is anterior to the patient
 //!   (`-y`), the source posterior, the beam travels posterior to anterior;
-//! * the primary angle turns the detector about the patient's long axis,
-//!   positive towards the patient's left (LAO): at LAO 90 the detector is at
-//!   `+x`;
-//! * the secondary angle then tilts it towards the head (cranial, CRA)
-//!   positive: at CRA 90 the detector is at `+z`.
+//! * the primary angle `a` turns the detector about the patient's long axis
+//!   (`z`), positive towards the patient's left (LAO): at LAO 90 the
+//!   detector is at `+x`;
+//! * the secondary angle `b` then tilts it towards the head (CRA) positive,
+//!   about the C-arm's turned axis `R_z(a) x`: at CRA 90 the detector is at
+//!   `+z`. (Equivalently: first `b` about the fixed `x` axis, then `a` about
+//!   `z`.)
 //!
 //! The unit vector from the isocentre towards the detector is
 //!
 //! ```text
-//! d = (sin(a) cos(b), -cos(a) cos(b), sin(b))      a = primary, b = secondary
+//! d = R_z(a) R_x(-b) (0, -1, 0) = (sin(a) cos(b), -cos(a) cos(b), sin(b))
 //! ```
 //!
-//! The source is at `iso - SOD d`, the detector centre at `iso + (SID - SOD) d`.
+//! The source is at `iso - SOD d`, the detector centre (the principal point)
+//! at `iso + (SID - SOD) d`.
 //!
-//! Image orientation: at 0/0 the image is displayed as a radiograph is read,
-//! facing the patient: `u` (columns, right) points to the patient's left
-//! (`+x`) and `v` (rows, down) to the patient's feet (`-z`). The pixel axes
-//! turn with the detector: `R = R_a(-b) R_z(a)` with `a_axis = R_z(a) x`, so
-//! `u = (cos a, sin a, 0)` and `v = (sin a sin b, -cos a sin b, -cos b)`.
+//! # Image orientation
+//!
+//! XA images are displayed patient-oriented (heads-up, PS3.17 FFF.2.1.3.1.2)
+//! and viewed as from the detector looking towards the source (the Enhanced
+//! XA positioner frame, C.8.19.6.13.1.2: rows run "from left to right of the
+//! detector plane looking towards the source"). At 0/0 the viewer faces the
+//! patient's chest: `u` (columns, right) points to the patient's left (`+x`)
+//! and `v` (rows, down) to the patient's feet (`-z`). The pixel axes turn
+//! with the detector by the same rotation `R = R_z(a) R_x(-b)`:
+//!
+//! ```text
+//! u = R (1, 0, 0)  = (cos a, sin a, 0)                  (stays horizontal)
+//! v = R (0, 0, -1) = (sin a sin b, -cos a sin b, -cos b)
+//! ```
+//!
+//! Numbers (SID 1000, SOD 600, isocentre at the origin), pinned by the test
+//! `dicom_convention_is_pinned`: 0/0 source `(0, 600, 0)`, detector centre
+//! `(0, -400, 0)`, `u = +x`, `v = -z`; LAO 90 source `(-600, 0, 0)`, detector
+//! `(400, 0, 0)`, `u = +y`, `v = -z`; CRA 30 source `(0, 519.6, -300)`,
+//! detector `(0, -346.4, 200)`, `u = +x`, `v = (0, -0.5, -0.866)`.
+//!
 //! The displayed image is the mirror image of what a camera at the source
-//! would see, so the projection matrix has a negative determinant; that is
-//! expected (see [`super::Projection`]).
+//! would see (`u x v = -d`), so the projection matrix's left 3x3 block has a
+//! negative determinant; [`Projection::decompose`] reports this as
+//! `mirrored = true` (see [`super::Pose`]).
 
 use nalgebra::{Point2, Point3, Unit, Vector3};
 

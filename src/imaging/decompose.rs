@@ -106,7 +106,7 @@ fn rq3(m: &Matrix3<f64>) -> Option<(Matrix3<f64>, Matrix3<f64>)> {
     let r1 = m.row(1).transpose();
     let r2 = m.row(2).transpose();
     let k22 = r2.norm();
-    if !(k22 > 0.0) {
+    if k22.is_nan() || k22 <= 0.0 {
         return None;
     }
     let q2 = r2 / k22;
@@ -116,7 +116,7 @@ fn rq3(m: &Matrix3<f64>) -> Option<(Matrix3<f64>, Matrix3<f64>)> {
     k12 += c;
     w1 -= q2 * c;
     let k11 = w1.norm();
-    if !(k11 > 0.0) {
+    if k11.is_nan() || k11 <= 0.0 {
         return None;
     }
     let q1 = w1 / k11;
@@ -128,7 +128,7 @@ fn rq3(m: &Matrix3<f64>) -> Option<(Matrix3<f64>, Matrix3<f64>)> {
     k01 += c1;
     w0 -= q2 * c2 + q1 * c1;
     let k00 = w0.norm();
-    if !(k00 > 0.0) {
+    if k00.is_nan() || k00 <= 0.0 {
         return None;
     }
     let q0 = w0 / k00;

@@ -330,7 +330,7 @@ impl PolynomialDistortion {
         let svd = a.svd(true, true);
         let smax = svd.singular_values.max();
         let smin = svd.singular_values.min();
-        if !(smax > 0.0) || smin < 1e-9 * smax {
+        if smax.is_nan() || smax <= 0.0 || smin < 1e-9 * smax {
             return Err(Error::degenerate(
                 "distorted_px",
                 format!("the points do not constrain a degree-{degree} polynomial"),

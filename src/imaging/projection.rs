@@ -98,7 +98,7 @@ impl Projection {
         // Condition check relative to the matrix scale.
         let scale = m.norm();
         let det = m.determinant();
-        if !(det.abs() > 1e-12 * scale.powi(3)) {
+        if det.is_nan() || det.abs() <= 1e-12 * scale.powi(3) {
             return Err(Error::degenerate(
                 "projection",
                 "left 3x3 block is singular: the source is at infinity",
@@ -231,7 +231,7 @@ impl Projection {
     #[must_use]
     pub fn try_project(&self, x: &Point3<f64>) -> Option<Point2<f64>> {
         let h = self.p * Vector4::new(x.x, x.y, x.z, 1.0);
-        if !(h.z > MIN_DEPTH_MM) {
+        if h.z.is_nan() || h.z <= MIN_DEPTH_MM {
             return None;
         }
         let uv = Point2::new(h.x / h.z, h.y / h.z);
