@@ -168,6 +168,10 @@ fn median_split(idx: &mut [u32], cents: &[Vector3<f64>], cb: &Bounds) -> usize {
     m
 }
 
+#[allow(
+    clippy::needless_range_loop,
+    reason = "the axis indexes centroids and bins alike"
+)]
 /// Binned SAH split (cost: child half-areas times triangle counts); `None`
 /// when the centroids coincide.
 fn sah_split(

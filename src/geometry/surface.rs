@@ -233,7 +233,8 @@ pub(crate) fn is_degenerate(t: &[Point3<f64>; 3]) -> bool {
         .norm_squared()
         .max((t[2] - t[1]).norm_squared())
         .max((t[0] - t[2]).norm_squared());
-    !(n.norm() > DEGENERATE_REL * l)
+    let a = n.norm();
+    a.is_nan() || l.is_nan() || a <= DEGENERATE_REL * l
 }
 
 /// Checks that a mesh bounds a solid: finite, no zero-area triangle, closed
@@ -340,7 +341,7 @@ impl BoneSurface {
     pub fn new(mesh: TriMesh) -> Result<Self> {
         let nbr = check_closed_oriented(&mesh, "mesh")?;
         let vol = mesh.signed_volume_mm3();
-        if !(vol > 0.0) {
+        if vol.is_nan() || vol <= 0.0 {
             return Err(Error::mesh(
                 "mesh",
                 format!("inside out: normals point inwards (signed volume {vol:.6} mm^3 <= 0)"),
@@ -559,7 +560,8 @@ impl BoneSurface {
         dir: &Unit<Vector3<f64>>,
         max_mm: f64,
     ) -> Option<RayHit> {
-        if !finite(origin) || !dir.iter().all(|x| x.is_finite()) || !(max_mm >= 0.0) {
+        if !finite(origin) || !dir.iter().all(|x| x.is_finite()) || max_mm.is_nan() || max_mm < 0.0
+        {
             return None;
         }
         let len = self.ray_len(origin, max_mm);
@@ -655,7 +657,8 @@ impl BoneSurface {
         out: &mut Vec<f64>,
     ) {
         out.clear();
-        if !finite(origin) || !dir.iter().all(|x| x.is_finite()) || !(max_mm >= 0.0) {
+        if !finite(origin) || !dir.iter().all(|x| x.is_finite()) || max_mm.is_nan() || max_mm < 0.0
+        {
             return;
         }
         let len = self.ray_len(origin, max_mm);
@@ -746,7 +749,6 @@ impl BoneSurface {
             return f64::INFINITY;
         }
         let seg = Seg::new(a, b);
-        let nodes = &self.bvh.nodes;
         // Crossing segments (distance 0) are found fastest by a ray-like
         // traversal of the boxes the segment passes through.
         if self.segment_intersects(a, b) {
@@ -999,7 +1001,7 @@ impl BoneSurface {
     /// (cleared first). Nothing for non-finite input or a negative radius.
     pub fn triangles_in_sphere(&self, center: &Point3<f64>, radius_mm: f64, out: &mut Vec<u32>) {
         out.clear();
-        if !finite(center) || !(radius_mm >= 0.0) || !radius_mm.is_finite() {
+        if !finite(center) || !radius_mm.is_finite() || radius_mm < 0.0 {
             return;
         }
         let r2 = radius_mm * radius_mm;

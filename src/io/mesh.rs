@@ -122,7 +122,6 @@ fn read_obj(path: &Path, name: &str) -> Result<TriMesh> {
         single_index: true,
         ignore_points: true,
         ignore_lines: true,
-        ..Default::default()
     };
     let (models, _materials) =
         tobj::load_obj_buf(&mut r, &opts, |_| Err(tobj::LoadError::OpenFileFailed))
@@ -370,7 +369,7 @@ pub fn repair_and_check(mesh: TriMesh, what: &str) -> Result<(TriMesh, Vec<Strin
         warnings.push(format!(
             "{what}: mesh was inside out (signed volume {vol:.3} mm^3); flipped all triangles"
         ));
-    } else if !(vol > 0.0) {
+    } else if vol.is_nan() || vol == 0.0 {
         return Err(Error::mesh(what, "encloses no volume"));
     }
     // 7. Plausible size in mm.
