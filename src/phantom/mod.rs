@@ -12,7 +12,8 @@
 //!   scan lines perpendicular to the projected axis by bisection on "does the
 //!   ray through this pixel hit the bone" (sphere tracing the implicit bone,
 //!   to 0.01 px), kept where the neck (shaft) forms the outline (the blend
-//!   with neighbouring parts adds less than 0.3 mm there);
+//!   with neighbouring parts adds less than 0.3 mm there); `None` when a
+//!   side has fewer than 3 such points (the neck in some lateral views);
 //! * `lesion_outline_px`: the exact projected contour of the lesion ellipsoid;
 //! * `entry_px`: the projection of the true entry point, where the neck axis
 //!   extended laterally leaves the lateral cortex.
@@ -180,6 +181,9 @@ pub struct Truth {
     pub lt_level_z_mm: f64,
     /// The lesser trochanter's centre on the shaft axis, world mm.
     pub lt_point_mm: [f64; 3],
+    /// Height (world z) of the lesser trochanter's lower edge, mm (the hard
+    /// entry limit of domain.md §7).
+    pub lt_lower_edge_z_mm: f64,
     /// True entry point: the neck axis leaves the lateral cortex here, world mm.
     pub entry_mm: [f64; 3],
     /// Every drawn femur parameter.
@@ -345,6 +349,7 @@ impl Phantom {
             },
             lt_level_z_mm: femur.lt_z,
             lt_point_mm: arr(&lt_point.coords),
+            lt_lower_edge_z_mm: femur.lt_z - femur.lt.semi.z,
             entry_mm: arr(&entry.coords),
             params: femur.params,
             bone_mesh: "femur.stl".into(),

@@ -114,10 +114,10 @@ fn check_phantom(ph: &Phantom) {
     assert!(l.center_mm[1] < head.center.y + 3.0);
 
     // Entry on the bone surface, lateral to the shaft axis, above the lesser
-    // trochanter's lower edge (its centre - 13 mm).
+    // trochanter's lower edge.
     let e = ph.entry_mm();
     assert!(ph.bone_sdf(&e).abs() < 1e-6);
-    assert!(e.z > ph.truth.lt_level_z_mm - 13.0);
+    assert!(e.z > ph.truth.lt_lower_edge_z_mm);
     let lateral = match ph.case.side {
         Side::Right => -1.0,
         _ => 1.0,
