@@ -22,12 +22,12 @@
 
 use std::collections::HashMap;
 
-use nalgebra::{Matrix3, Point3, Rotation3, Vector3};
+use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Vector3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::anatomy::HeadNeckFrame;
-use crate::case::Kerboul;
+use crate::case::{Kerboul, LesionSpec, MeshFrame};
 use crate::error::{ensure_finite, ensure_positive, Error, Result};
 use crate::geometry::{sorted_eigen, Ellipsoid, Sphere, TriMesh};
 
@@ -239,6 +239,58 @@ impl LesionMesh {
 }
 
 impl Lesion {
+    /// The lesion of a case's explicit [`LesionSpec`], in the world frame.
+    ///
+    /// `world_from_mesh` maps a mesh given in the bone mesh's own frame
+    /// ([`MeshFrame::Own`]) to the world (from registration); `head` is the
+    /// head sphere and head-neck frame a Kerboul description is placed on.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming `lesion.mesh` when an own-frame mesh comes
+    /// without `world_from_mesh`, or `lesion.kerboul` when a Kerboul lesion
+    /// comes without `head`; otherwise the errors of [`LesionMesh::new`] and
+    /// [`Lesion::kerboul`] (field paths under `lesion`).
+    pub fn from_spec(
+        spec: &LesionSpec,
+        world_from_mesh: Option<&Isometry3<f64>>,
+        head: Option<(Sphere, HeadNeckFrame)>,
+    ) -> Result<Self> {
+        match spec {
+            LesionSpec::Ellipsoid(e) => Ok(Lesion::Ellipsoid(*e)),
+            LesionSpec::Mesh(m, MeshFrame::World) => Ok(Lesion::Mesh(LesionMesh::new(m.clone())?)),
+            LesionSpec::Mesh(m, MeshFrame::Own) => {
+                let iso = world_from_mesh.ok_or_else(|| {
+                    Error::invalid(
+                        "lesion.mesh",
+                        "is in the bone mesh's own frame: a registration (world_from_mesh) is needed",
+                    )
+                })?;
+                Ok(Lesion::Mesh(LesionMesh::new(m.transformed(iso))?))
+            }
+            LesionSpec::Kerboul(k) => {
+                let (h, f) = head.ok_or_else(|| {
+                    Error::invalid(
+                        "lesion.kerboul",
+                        "needs the head sphere and head-neck frame to be placed on",
+                    )
+                })?;
+                Lesion::kerboul(h, f, *k).map_err(|e| match e {
+                    Error::Invalid { field, reason } => Error::Invalid {
+                        field: format!("lesion.{field}"),
+                        reason,
+                    },
+                    other => other,
+                })
+            }
+            // A spec kind added later: say so rather than guess.
+            #[allow(unreachable_patterns, reason = "LesionSpec is non_exhaustive")]
+            _ => Err(Error::invalid(
+                "lesion",
+                "this lesion kind is not supported",
+            )),
+        }
+    }
+
     /// A validated Kerboul lesion.
     ///
     /// # Errors
@@ -808,6 +860,43 @@ mod tests {
             Side::Right,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn from_spec_needs_head_and_registration() {
+        let k = Kerboul {
+            coronal_arc_deg: [-30.0, 60.0],
+            sagittal_arc_deg: [-20.0, 70.0],
+            depth_mm: 10.0,
+        };
+        let head = Sphere::new(Point3::new(10.0, 20.0, 30.0), 23.0).unwrap();
+        let e = Lesion::from_spec(&LesionSpec::Kerboul(k), None, None).unwrap_err();
+        assert!(e.to_string().starts_with("lesion.kerboul"), "{e}");
+        let l = Lesion::from_spec(&LesionSpec::Kerboul(k), None, Some((head, frame()))).unwrap();
+        assert!(l.volume_ml() > 0.0);
+        let bad = Kerboul {
+            depth_mm: -1.0,
+            ..k
+        };
+        let e =
+            Lesion::from_spec(&LesionSpec::Kerboul(bad), None, Some((head, frame()))).unwrap_err();
+        assert!(e.to_string().starts_with("lesion.kerboul.depth_mm"), "{e}");
+        let v: Vec<_> = [
+            [0.0, 0.0, 0.0],
+            [10.0, 0.0, 0.0],
+            [0.0, 10.0, 0.0],
+            [0.0, 0.0, 10.0],
+        ]
+        .iter()
+        .map(|p| Point3::new(p[0], p[1], p[2]))
+        .collect();
+        let tet = TriMesh::new(v, vec![[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]).unwrap();
+        let own = LesionSpec::Mesh(tet.clone(), MeshFrame::Own);
+        assert!(Lesion::from_spec(&own, None, None).is_err());
+        let iso = Isometry3::translation(5.0, 0.0, 0.0);
+        let l = Lesion::from_spec(&own, Some(&iso), None).unwrap();
+        assert!(l.contains(&Point3::new(6.0, 1.0, 1.0)));
+        assert!(!l.contains(&Point3::new(1.0, 1.0, 1.0)));
     }
 
     #[test]
