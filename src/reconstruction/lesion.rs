@@ -241,8 +241,17 @@ fn linear_ellipsoid(duals: &[(Projection, Matrix3<f64>)]) -> Option<Ellipsoid> {
         v
     };
     let x1 = unscale(eig.eigenvectors.column(order[0]).into_owned());
+    // A member must lie wholly in front of every source (the back nappes of
+    // the silhouette cones also meet).
+    let in_front = |e: &Ellipsoid| {
+        let l = e.rotation.matrix() * Matrix3::from_diagonal(&e.semi_axes_mm);
+        duals.iter().all(|(p, _)| {
+            let v = p.viewing_direction().into_inner();
+            p.depth_mm(&e.center) > (l.transpose() * v).norm()
+        })
+    };
     if nv >= 3 {
-        return ellipsoid_from_solution(&x1);
+        return ellipsoid_from_solution(&x1).filter(|e| in_front(e));
     }
     // Two views: a one-parameter family (Cross & Zisserman 1998); take its
     // member of largest volume (conservative for coverage).
@@ -252,7 +261,7 @@ fn linear_ellipsoid(duals: &[(Projection, Matrix3<f64>)]) -> Option<Ellipsoid> {
     for i in 0..n {
         let phi = std::f64::consts::PI * f64::from(i) / f64::from(n);
         let x = &x1 * phi.cos() + &x2 * phi.sin();
-        if let Some(e) = ellipsoid_from_solution(&x) {
+        if let Some(e) = ellipsoid_from_solution(&x).filter(|e| in_front(e)) {
             if best.is_none_or(|b| e.volume_ml() > b.volume_ml()) {
                 best = Some(e);
             }

@@ -27,7 +27,9 @@ where
     let n = x.len();
     let mut j = DMatrix::zeros(m, n);
     for k in 0..n {
-        let h = 1e-6 * (1.0 + x[k].abs());
+        // An absolute step keeps the fits invariant under rigid motions of
+        // the scene (parameters are mm, log-mm or radians).
+        let h = 1e-6;
         let mut xp = x.clone();
         xp[k] += h;
         let mut xm = x.clone();

@@ -293,18 +293,23 @@ pub fn fit_tube(
     }
     let planes = global_bisectors(views, what)?;
     let mut axis = axis_from_planes(&planes, toward, what)?;
+    let mut sections = stations(views, &axis, what, station_step_mm)?;
+    // Refine the axis through the section centres; keep the last axis whose
+    // sections could all be measured.
     for _round in 0..3 {
-        let sections = stations(views, &axis, what, station_step_mm)?;
-        {
-            let centres: Vec<_> = sections.iter().map(|s| s.center).collect();
-            let mut a = fit_line(&centres)?;
-            if a.direction.dot(&axis.direction) < 0.0 {
-                a = a.reversed();
+        let centres: Vec<_> = sections.iter().map(|s| s.center).collect();
+        let mut a = fit_line(&centres)?;
+        if a.direction.dot(&axis.direction) < 0.0 {
+            a = a.reversed();
+        }
+        match stations(views, &a, what, station_step_mm) {
+            Ok(s) => {
+                axis = a;
+                sections = s;
             }
-            axis = a;
+            Err(_) => break,
         }
     }
-    let mut sections = stations(views, &axis, what, station_step_mm)?;
     if (toward - axis.point).dot(&axis.direction) < 0.0 {
         axis = axis.reversed();
     }
