@@ -229,10 +229,14 @@ fn linear_ellipsoid(duals: &[(Projection, Matrix3<f64>)]) -> Option<Ellipsoid> {
     for (c, s) in scales.iter().enumerate() {
         a.column_mut(c).scale_mut(1.0 / s);
     }
-    let ata = a.transpose() * &a;
-    let eig = SymmetricEigen::new(ata);
-    let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
-    order.sort_by(|&i, &j| eig.eigenvalues[i].total_cmp(&eig.eigenvalues[j]));
+    // SVD of A itself (not of A^T A, which squares the condition number).
+    let svd = a.clone().svd(false, true);
+    let vt = svd.v_t?;
+    let mut order: Vec<usize> = (0..svd.singular_values.len()).collect();
+    order.sort_by(|&i, &j| svd.singular_values[i].total_cmp(&svd.singular_values[j]));
+    if order.len() < 2 {
+        return None;
+    }
     let unscale = |v: DVector<f64>| -> DVector<f64> {
         let mut v = v;
         for (c, s) in scales.iter().enumerate() {
@@ -240,7 +244,7 @@ fn linear_ellipsoid(duals: &[(Projection, Matrix3<f64>)]) -> Option<Ellipsoid> {
         }
         v
     };
-    let x1 = unscale(eig.eigenvectors.column(order[0]).into_owned());
+    let x1 = unscale(vt.row(order[0]).transpose());
     // A member must lie wholly in front of every source (the back nappes of
     // the silhouette cones also meet).
     let in_front = |e: &Ellipsoid| {
@@ -255,7 +259,7 @@ fn linear_ellipsoid(duals: &[(Projection, Matrix3<f64>)]) -> Option<Ellipsoid> {
     }
     // Two views: a one-parameter family (Cross & Zisserman 1998); take its
     // member of largest volume (conservative for coverage).
-    let x2 = unscale(eig.eigenvectors.column(order[1]).into_owned());
+    let x2 = unscale(vt.row(order[1]).transpose());
     let mut best: Option<Ellipsoid> = None;
     let n = 360;
     for i in 0..n {
@@ -363,7 +367,45 @@ pub fn fit_lesion(outlines: &[(Projection, Vec<Point2<f64>>)]) -> Result<LesionF
         radii_mm.push(mean_r_px);
     }
     let tri = triangulate(&centres, 1.0).map_err(|e| e.in_field("lesion_outline_px"))?;
-    let start = match linear_ellipsoid(&duals) {
+    // Solve in a frame tied to the scene (origin at the triangulated outline
+    // centres, axes of the first view's detector), so that the algebraic
+    // step is invariant under a rigid motion of the whole scene.
+    let world_from_local = {
+        let p0 = &outlines[0].0;
+        let z = p0.viewing_direction().into_inner();
+        let m = p0.matrix();
+        let xr = nalgebra::Vector3::new(m[(0, 0)], m[(0, 1)], m[(0, 2)]);
+        let x = (xr - z * xr.dot(&z)).normalize();
+        let y = z.cross(&x);
+        nalgebra::Isometry3::from_parts(
+            nalgebra::Translation3::from(tri.point.coords),
+            nalgebra::UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(
+                Matrix3::from_columns(&[x, y, z]),
+            )),
+        )
+    };
+    let h = world_from_local.to_homogeneous();
+    let local_duals: Vec<(Projection, Matrix3<f64>)> = duals
+        .iter()
+        .filter_map(|(p, cd)| {
+            Projection::from_matrix(&(p.matrix() * h))
+                .ok()
+                .map(|pl| (pl, *cd))
+        })
+        .collect();
+    let linear = if local_duals.len() == duals.len() {
+        linear_ellipsoid(&local_duals).and_then(|e| {
+            Ellipsoid::new(
+                world_from_local * e.center,
+                e.semi_axes_mm,
+                world_from_local.rotation.to_rotation_matrix() * e.rotation,
+            )
+            .ok()
+        })
+    } else {
+        None
+    };
+    let start = match linear {
         Some(e) if (e.center - tri.point).norm() < 3.0 * e.semi_axes_mm.max() + 5.0 => e,
         _ => {
             let r = outlines
