@@ -106,7 +106,10 @@ pub fn ellipsoid_outline_px(
         .ok_or_else(|| Error::degenerate("outline", "the outline is not an ellipse"))?;
     let eig = SymmetricEigen::new(a);
     if eig.eigenvalues.iter().any(|&l| !(l > 0.0)) {
-        return Err(Error::degenerate("outline", "the outline is not an ellipse"));
+        return Err(Error::degenerate(
+            "outline",
+            "the outline is not an ellipse",
+        ));
     }
     let v = eig.eigenvectors;
     Ok((0..n)
@@ -144,7 +147,10 @@ fn conic_centre_shape(c: &Matrix3<f64>) -> Option<(Point2<f64>, nalgebra::Matrix
 /// in pixels.
 fn fit_conic(pts: &[Point2<f64>]) -> Option<Matrix3<f64>> {
     let n = pts.len() as f64;
-    let mean = pts.iter().fold(nalgebra::Vector2::zeros(), |a, p| a + p.coords) / n;
+    let mean = pts
+        .iter()
+        .fold(nalgebra::Vector2::zeros(), |a, p| a + p.coords)
+        / n;
     let rms = (pts
         .iter()
         .map(|p| (p.coords - mean).norm_squared())
@@ -507,7 +513,9 @@ mod tests {
     fn non_ellipse_outline_is_refused() {
         let p = carm(0.0);
         let q = carm(90.0);
-        let line: Vec<_> = (0..8).map(|i| Point2::new(i as f64, 2.0 * i as f64)).collect();
+        let line: Vec<_> = (0..8)
+            .map(|i| Point2::new(i as f64, 2.0 * i as f64))
+            .collect();
         let truth = Ellipsoid::sphere(Point3::origin(), 5.0).unwrap();
         let ok = ellipsoid_outline_px(&q, &truth, 12).unwrap();
         assert!(fit_lesion(&[(p, line), (q, ok)]).is_err());

@@ -135,7 +135,8 @@ mod tests {
         let f = |x: &DVector<f64>| {
             Some(DVector::from_iterator(
                 ts.len(),
-                ts.iter().map(|t| x[0] * (x[1] * t).exp() - 2.0 * (-0.5 * t).exp()),
+                ts.iter()
+                    .map(|t| x[0] * (x[1] * t).exp() - 2.0 * (-0.5 * t).exp()),
             ))
         };
         let res = levenberg_marquardt("test", f, DVector::from_vec(vec![1.0, 0.0])).unwrap();

@@ -278,7 +278,10 @@ pub fn fit_tube(
         return Err(Error::too_few(format!("{what} views"), 2, views.len()));
     }
     if !(station_step_mm.is_finite() && station_step_mm > 0.0) {
-        return Err(Error::invalid("station_step_mm", "must be a finite number > 0"));
+        return Err(Error::invalid(
+            "station_step_mm",
+            "must be a finite number > 0",
+        ));
     }
     for (k, (_, edges)) in views.iter().enumerate() {
         for (e, pts) in edges.iter().enumerate() {
