@@ -24,7 +24,13 @@ fn carm(primary_deg: f64) -> Projection {
 }
 
 /// Silhouette edges of a circular cylinder `a0 + t d`, radius `r`.
-fn edges(p: &Projection, a0: Point3<f64>, d: Vector3<f64>, r: f64, t: [f64; 2]) -> [Vec<Point2<f64>>; 2] {
+fn edges(
+    p: &Projection,
+    a0: Point3<f64>,
+    d: Vector3<f64>,
+    r: f64,
+    t: [f64; 2],
+) -> [Vec<Point2<f64>>; 2] {
     let d = d.normalize();
     let e1 = (Vector3::z() - d * d.z).normalize();
     let e2 = d.cross(&e1);
@@ -64,7 +70,8 @@ fn scene() -> Vec<View> {
             v.annotations.head_outline_px = ellipsoid_outline_px(&p, &head, 48).expect("outline");
             v.annotations.neck_edges_px = Some(edges(&p, c, un, 12.0, [-40.0, -20.0]));
             v.annotations.shaft_edges_px = Some(edges(&p, j, us, 14.0, [-95.0, -30.0]));
-            v.annotations.lesion_outline_px = ellipsoid_outline_px(&p, &lesion, 40).expect("outline");
+            v.annotations.lesion_outline_px =
+                ellipsoid_outline_px(&p, &lesion, 40).expect("outline");
             v.annotations.entry_px = Some(p.project(&entry).expect("entry"));
             v
         })

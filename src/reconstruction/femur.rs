@@ -15,6 +15,10 @@
 //!   section to the head centre; the shaft from its first measured section
 //!   up to its closest approach to the neck axis (at most
 //!   [`SHAFT_PROXIMAL_EXTENSION_MM`] beyond its last measured section);
+//! * each two-view section is first pulled in by its own visual-hull term
+//!   ([`super::TubeSection::hull_margin_mm`]): the widths seen in two views
+//!   do not fix the section's orientation, so the section is made to lie
+//!   inside every ellipse consistent with them (aspect ratio <= 1.4);
 //! * `smin(a, b) = min(a, b) - k h^2 / 4`, `h = max(k - |a - b|, 0) / k`
 //!   (polynomial smooth minimum, blend width `k` = [`BLEND_MM`]); it adds at
 //!   most `k / 4` of material in the fillets, which the margin covers.
@@ -94,7 +98,7 @@ fn tube_value(tube: &Tube, range: [f64; 2], p: &Point3<f64>) -> f64 {
     let (x, y) = (o.dot(&e1), o.dot(&e2));
     let [a, b] = s.semi_axes_mm;
     let rho = ((x / a).powi(2) + (y / b).powi(2)).sqrt();
-    let radial = (rho - 1.0) * a.min(b);
+    let radial = (rho - 1.0) * a.min(b) + s.hull_margin_mm;
     radial.max(range[0] - t).max(t - range[1])
 }
 

@@ -27,7 +27,9 @@ where
     let n = x.len();
     let mut j = DMatrix::zeros(m, n);
     for k in 0..n {
-        let h = 1e-6 * (1.0 + x[k].abs());
+        // An absolute step keeps the fits invariant under rigid motions of
+        // the scene (parameters are mm, log-mm or radians).
+        let h = 1e-6;
         let mut xp = x.clone();
         xp[k] += h;
         let mut xm = x.clone();
@@ -133,7 +135,8 @@ mod tests {
         let f = |x: &DVector<f64>| {
             Some(DVector::from_iterator(
                 ts.len(),
-                ts.iter().map(|t| x[0] * (x[1] * t).exp() - 2.0 * (-0.5 * t).exp()),
+                ts.iter()
+                    .map(|t| x[0] * (x[1] * t).exp() - 2.0 * (-0.5 * t).exp()),
             ))
         };
         let res = levenberg_marquardt("test", f, DVector::from_vec(vec![1.0, 0.0])).unwrap();

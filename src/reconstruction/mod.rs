@@ -34,7 +34,7 @@ pub use head::{fit_head, HeadFit, MIN_HEAD_POINTS_PER_VIEW};
 pub use lesion::{ellipsoid_outline_px, fit_lesion, LesionFit, MIN_LESION_POINTS_PER_VIEW};
 pub use needle::{reconstruct_needle, Needle3d, NeedleImage};
 pub use triangulate::{triangulate, Triangulated, MIN_TRIANGULATION_ANGLE_RAD};
-pub use tube::{fit_tube, Tube, TubeSection, LOCAL_HALF_WINDOW_PX};
+pub use tube::{fit_tube, Tube, TubeSection, LOCAL_HALF_WINDOW_PX, MAX_SECTION_ASPECT};
 
 use nalgebra::Point2;
 
@@ -154,7 +154,10 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
         }
     }
     if !(opts.mesh_step_mm.is_finite() && opts.mesh_step_mm > 0.0) {
-        return Err(Error::invalid("mesh_step_mm", "must be a finite number > 0"));
+        return Err(Error::invalid(
+            "mesh_step_mm",
+            "must be a finite number > 0",
+        ));
     }
     let mut warnings = Vec::new();
     // Field paths keep the caller's view indices.
@@ -195,7 +198,12 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
     let hidx = select(&|v| !v.annotations.head_outline_px.is_empty());
     let outlines: Vec<(Projection, Vec<Point2<f64>>)> = hidx
         .iter()
-        .map(|&k| (views[k].projection, views[k].annotations.head_outline_px.clone()))
+        .map(|&k| {
+            (
+                views[k].projection,
+                views[k].annotations.head_outline_px.clone(),
+            )
+        })
         .collect();
     let head = fit_head(&outlines, opts.noise_px).map_err(|e| remap(e, &hidx))?;
     if opts.noise_px > 0.0 && head.rms_px > 3.0 * opts.noise_px {
@@ -279,7 +287,12 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
         _ => {
             let obs: Vec<_> = eidx
                 .iter()
-                .filter_map(|&k| views[k].annotations.entry_px.map(|e| (views[k].projection, e)))
+                .filter_map(|&k| {
+                    views[k]
+                        .annotations
+                        .entry_px
+                        .map(|e| (views[k].projection, e))
+                })
                 .collect();
             let t = triangulate(&obs, opts.noise_px)
                 .map_err(|e| remap(e.in_field("entry_px"), &eidx))?;

@@ -132,9 +132,9 @@ pub fn reconstruct_needle(views: &[NeedleImage]) -> Result<Needle3d> {
     let r0 = views[0].projection.back_project(&views[0].tip_px);
     let guess = r0.at((Point3::origin() - r0.origin).norm());
     b += d * d.dot(&guess.coords);
-    aa = aa.try_inverse().ok_or_else(|| {
-        Error::degenerate("needle views", "the planes do not meet in a line")
-    })?;
+    aa = aa
+        .try_inverse()
+        .ok_or_else(|| Error::degenerate("needle views", "the planes do not meet in a line"))?;
     let p0 = Point3::from(aa * b);
     // Tip: 1D least squares along the line.
     let resid = |x: &DVector<f64>| -> Option<DVector<f64>> {

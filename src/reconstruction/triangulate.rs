@@ -204,7 +204,7 @@ pub fn triangulate(obs: &[(Projection, Point2<f64>)], noise_px: f64) -> Result<T
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::imaging::CArm;
 

@@ -38,6 +38,12 @@ use crate::imaging::Projection;
 /// Half-width of the window of edge points fitted around a station, px.
 pub const LOCAL_HALF_WINDOW_PX: f64 = 15.0;
 
+/// Largest aspect ratio (major / minor) of a neck or shaft section: the
+/// neck is oval, coronal 30.8 / 27.8 mm and sagittal 25.7 / 22.1 mm (men /
+/// women; domain.md §2, Saengnipanthkul 2012), ratio about 1.2-1.26; 1.4
+/// leaves room.
+pub const MAX_SECTION_ASPECT: f64 = 1.4;
+
 /// Smallest angle between two views' width directions, radians (10 deg).
 const MIN_WIDTH_ANGLE_RAD: f64 = 10.0 * std::f64::consts::PI / 180.0;
 
@@ -53,6 +59,10 @@ pub struct TubeSection {
     pub major_dir: Unit<Vector3<f64>>,
     /// Semi-axes along `major_dir` and along `axis x major_dir`, mm.
     pub semi_axes_mm: [f64; 2],
+    /// How far the worst section consistent with the measured widths (and
+    /// an aspect ratio <= [`MAX_SECTION_ASPECT`]) lies inside this one, mm:
+    /// the visual-hull term of the conservative margin (0 with > 2 views).
+    pub hull_margin_mm: f64,
 }
 
 /// A tube reconstructed from silhouette edges.
@@ -100,6 +110,7 @@ impl Tube {
                 lerp(a.semi_axes_mm[0], b.semi_axes_mm[0]),
                 lerp(a.semi_axes_mm[1], b.semi_axes_mm[1]),
             ],
+            hull_margin_mm: lerp(a.hull_margin_mm, b.hull_margin_mm),
         }
     }
 }
@@ -267,7 +278,10 @@ pub fn fit_tube(
         return Err(Error::too_few(format!("{what} views"), 2, views.len()));
     }
     if !(station_step_mm.is_finite() && station_step_mm > 0.0) {
-        return Err(Error::invalid("station_step_mm", "must be a finite number > 0"));
+        return Err(Error::invalid(
+            "station_step_mm",
+            "must be a finite number > 0",
+        ));
     }
     for (k, (_, edges)) in views.iter().enumerate() {
         for (e, pts) in edges.iter().enumerate() {
@@ -282,19 +296,23 @@ pub fn fit_tube(
     }
     let planes = global_bisectors(views, what)?;
     let mut axis = axis_from_planes(&planes, toward, what)?;
-    let mut sections = Vec::new();
+    let mut sections = stations(views, &axis, what, station_step_mm)?;
+    // Refine the axis through the section centres; keep the last axis whose
+    // sections could all be measured.
     for _round in 0..3 {
-        sections = stations(views, &axis, what, station_step_mm)?;
-        if sections.len() >= 2 {
-            let centres: Vec<_> = sections.iter().map(|s| s.center).collect();
-            let mut a = fit_line(&centres)?;
-            if a.direction.dot(&axis.direction) < 0.0 {
-                a = a.reversed();
+        let centres: Vec<_> = sections.iter().map(|s| s.center).collect();
+        let mut a = fit_line(&centres)?;
+        if a.direction.dot(&axis.direction) < 0.0 {
+            a = a.reversed();
+        }
+        match stations(views, &a, what, station_step_mm) {
+            Ok(s) => {
+                axis = a;
+                sections = s;
             }
-            axis = a;
+            Err(_) => break,
         }
     }
-    sections = stations(views, &axis, what, station_step_mm)?;
     if (toward - axis.point).dot(&axis.direction) < 0.0 {
         axis = axis.reversed();
     }
@@ -413,7 +431,7 @@ fn section(
     }
     let e1 = obs[0].0;
     let e2 = Unit::new_normalize(d.cross(&e1));
-    let (major, axes) = if obs.len() == 2 {
+    let (major, axes, hull) = if obs.len() == 2 {
         let (u2, w2) = obs[1];
         let (c2, s2) = (u2.dot(&e1), u2.dot(&e2));
         if s2 * s2 < MIN_WIDTH_ANGLE_RAD.sin().powi(2) {
@@ -424,7 +442,8 @@ fn section(
         if !(b2 > 0.0) {
             return None;
         }
-        (e1, [a, b2.sqrt()])
+        let hull = hull_margin(a, b2.sqrt(), c2, s2, w2);
+        (e1, [a, b2.sqrt()], hull)
     } else {
         // Linear least squares for M = [[m11, m12], [m12, m22]] in (e1, e2).
         let mut ata = Matrix3::zeros();
@@ -443,12 +462,46 @@ fn section(
         }
         let v = e.eigenvectors.column(0);
         let dir = Unit::new_normalize(e1.into_inner() * v[0] + e2.into_inner() * v[1]);
-        (dir, [e.eigenvalues[0].sqrt(), e.eigenvalues[1].sqrt()])
+        (dir, [e.eigenvalues[0].sqrt(), e.eigenvalues[1].sqrt()], 0.0)
     };
     Some(TubeSection {
         t_mm: t,
         center: c,
         major_dir: major,
         semi_axes_mm: axes,
+        hull_margin_mm: hull,
     })
+}
+
+/// The visual-hull term of a two-view section.
+///
+/// Two widths `w_1` (along `e1`) and `w_2` (along `u_2 = (c2, s2)`) leave a
+/// one-parameter family of ellipses `M(m) = [[a^2, m], [m, m22(m)]]` in the
+/// `(e1, e2)` frame (`m22` set by `u_2^T M u_2 = w_2^2`). The fitted section
+/// is the member `m = 0`. Returns the largest amount by which the fitted
+/// section's support `sqrt(u^T M u)` exceeds that of a member with aspect
+/// ratio <= [`MAX_SECTION_ASPECT`], over sampled members and directions.
+fn hull_margin(a: f64, b: f64, c2: f64, s2: f64, w2: f64) -> f64 {
+    let fit = Matrix2::new(a * a, 0.0, 0.0, b * b);
+    let lim = a * b; // |m| < sqrt(m11 m22) for a positive definite member
+    let mut worst: f64 = 0.0;
+    for i in 0..=64 {
+        let m = -lim * 1.5 + 3.0 * lim * f64::from(i) / 64.0;
+        // u2^T M u2 = a^2 c2^2 + 2 m c2 s2 + m22 s2^2 = w2^2.
+        let m22 = (w2 * w2 - a * a * c2 * c2 - 2.0 * m * c2 * s2) / (s2 * s2);
+        let mm = Matrix2::new(a * a, m, m, m22);
+        let e = SymmetricEigen::new(mm);
+        let (lo, hi) = (e.eigenvalues.min(), e.eigenvalues.max());
+        if !(lo > 0.0) || hi / lo > MAX_SECTION_ASPECT * MAX_SECTION_ASPECT {
+            continue;
+        }
+        for k in 0..72 {
+            let t = std::f64::consts::PI * f64::from(k) / 72.0;
+            let u = Vector2::new(t.cos(), t.sin());
+            let hf = (u.transpose() * fit * u)[(0, 0)].sqrt();
+            let hm = (u.transpose() * mm * u)[(0, 0)].max(0.0).sqrt();
+            worst = worst.max(hf - hm);
+        }
+    }
+    worst
 }
