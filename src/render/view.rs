@@ -166,7 +166,7 @@ mod tests {
     fn scale_lengths() {
         assert_eq!(nice_scale_length_mm(0.2, 1000), 50.0); // 250 px
         assert_eq!(nice_scale_length_mm(0.3, 100), 5.0); // 16.7 px <= 25
-        assert_eq!(nice_scale_length_mm(10.0, 10), 1.0);
+        assert_eq!(nice_scale_length_mm(0.01, 100), 1.0); // 100 px > 25 px
         assert_eq!(nice_scale_length_mm(f64::NAN, 10), 10.0);
     }
 }
