@@ -138,7 +138,7 @@ impl Mask {
                     hi = hi.max(x);
                 }
             }
-            if !(lo <= hi) || hi < 0.0 || lo > w - 1.0 {
+            if lo.is_nan() || hi.is_nan() || lo > hi || hi < 0.0 || lo > w - 1.0 {
                 continue;
             }
             let i0 = (lo - eps).ceil().max(0.0) as usize;

@@ -154,7 +154,11 @@ fn cube_mask_area_matches_projected_polygon() {
     );
     let mesh = cube(20.0, &pose);
     let mask = silhouette_mask(&mesh, &p, [1000, 1000]);
-    let proj: Vec<Point2<f64>> = mesh.vertices.iter().map(|v| p.project(v).unwrap()).collect();
+    let proj: Vec<Point2<f64>> = mesh
+        .vertices
+        .iter()
+        .map(|v| p.project(v).unwrap())
+        .collect();
     let (area, perimeter) = hull_area_perimeter(proj);
     let count = mask.count() as f64;
     // Counting pixel centres: error well below half the perimeter.
@@ -264,7 +268,16 @@ fn sample_view() -> (View, TriMesh, Vec<Point2<f64>>, Vec<NeedleDraw>) {
 fn view_overlay_svg_is_well_formed_and_deterministic() {
     let (view, head, lesion, needles) = sample_view();
     let bg = radiograph(512, 400);
-    let make = || view_overlay(&view, Some(&head), Some(&lesion), &needles, Some(&bg), 0.3 / 1.6);
+    let make = || {
+        view_overlay(
+            &view,
+            Some(&head),
+            Some(&lesion),
+            &needles,
+            Some(&bg),
+            0.3 / 1.6,
+        )
+    };
     let o = make();
     let svg = o.to_svg();
     assert_eq!(svg, make().to_svg(), "SVG bytes differ between runs");
@@ -286,14 +299,27 @@ fn view_overlay_svg_is_well_formed_and_deterministic() {
         .descendants()
         .any(|n| n.text() == Some("AP <test> & more")));
     // Legend: bone, annotations, two lesions, entry, two needles.
-    for label in ["bone (model)", "lesion (model)", "needle N1", "needle N2", "20 mm"] {
-        assert!(root.descendants().any(|n| n.text() == Some(label)), "{label}");
+    for label in [
+        "bone (model)",
+        "lesion (model)",
+        "needle N1",
+        "needle N2",
+        "20 mm",
+    ] {
+        assert!(
+            root.descendants().any(|n| n.text() == Some(label)),
+            "{label}"
+        );
     }
     assert!(!svg.contains("NaN") && !svg.contains("inf"));
     let dir = out_dir();
     std::fs::write(dir.join("view_overlay.svg"), &svg).unwrap();
     let png = o.to_png().unwrap();
-    assert_eq!(png, make().to_png().unwrap(), "PNG bytes differ between runs");
+    assert_eq!(
+        png,
+        make().to_png().unwrap(),
+        "PNG bytes differ between runs"
+    );
     std::fs::write(dir.join("view_overlay.png"), &png).unwrap();
     let (w, h, data) = decode_png(&png);
     assert_eq!((w, h), (512, 400));
@@ -306,7 +332,8 @@ fn view_overlay_svg_is_well_formed_and_deterministic() {
 #[test]
 fn pixel_centre_convention_pins_marker_positions() {
     // A dot at (3, 2) lights pixel (3, 2) most; the SVG writes it at (3, 2).
-    let o = Overlay::new([8, 6]).marker(Point2::new(3.0, 2.0), Marker::Dot, 1.0, Colour::WHITE, None);
+    let o =
+        Overlay::new([8, 6]).marker(Point2::new(3.0, 2.0), Marker::Dot, 1.0, Colour::WHITE, None);
     let (_, _, data) = decode_png(&o.to_png().unwrap());
     let at = |i: usize, j: usize| data[(j * 8 + i) * 3];
     assert!(at(3, 2) > 200);
@@ -322,16 +349,41 @@ fn pixel_centre_convention_pins_marker_positions() {
 fn overlay_primitives_parse_back() {
     let o = Overlay::new([120, 80])
         .polyline(
-            &[Point2::new(1.0, 1.0), Point2::new(50.0, 40.0), Point2::new(90.0, 10.0)],
+            &[
+                Point2::new(1.0, 1.0),
+                Point2::new(50.0, 40.0),
+                Point2::new(90.0, 10.0),
+            ],
             Style::stroke(Colour::ANNOTATION, 2.0).dashed(5.0, 3.0),
         )
         .polygon(
-            &[Point2::new(10.0, 60.0), Point2::new(40.0, 60.0), Point2::new(25.0, 75.0)],
+            &[
+                Point2::new(10.0, 60.0),
+                Point2::new(40.0, 60.0),
+                Point2::new(25.0, 75.0),
+            ],
             Style::stroke(Colour::LESION, 1.0).filled(Colour::LESION, 0.4),
         )
-        .marker(Point2::new(60.0, 60.0), Marker::Cross, 8.0, Colour::ENTRY, Some("x"))
-        .marker(Point2::new(70.0, 60.0), Marker::Circle, 8.0, Colour::ENTRY, None)
-        .text(Point2::new(5.0, 20.0), "hello \"quoted\"", 10.0, Colour::WHITE)
+        .marker(
+            Point2::new(60.0, 60.0),
+            Marker::Cross,
+            8.0,
+            Colour::ENTRY,
+            Some("x"),
+        )
+        .marker(
+            Point2::new(70.0, 60.0),
+            Marker::Circle,
+            8.0,
+            Colour::ENTRY,
+            None,
+        )
+        .text(
+            Point2::new(5.0, 20.0),
+            "hello \"quoted\"",
+            10.0,
+            Colour::WHITE,
+        )
         .scale_bar(0.5, 20.0);
     let svg = o.to_svg();
     let doc = roxmltree::Document::parse(&svg).unwrap();
@@ -346,7 +398,9 @@ fn overlay_primitives_parse_back() {
         .find(|n| n.tag_name().name() == "polyline")
         .unwrap();
     assert_eq!(line.attribute("stroke-dasharray"), Some("5 3"));
-    assert!(doc.descendants().any(|n| n.text() == Some("hello \"quoted\"")));
+    assert!(doc
+        .descendants()
+        .any(|n| n.text() == Some("hello \"quoted\"")));
     assert!(doc.descendants().any(|n| n.text() == Some("20 mm")));
     let (w, h, _) = decode_png(&o.to_png().unwrap());
     assert_eq!((w, h), (120, 80));
@@ -401,7 +455,10 @@ fn scene_svg_and_obj_round_trip() {
     ];
     let dir = Unit::new_normalize(Vector3::new(0.3, 1.0, -0.2));
     let svg = scene_svg(&bone, &dir, &Vector3::z(), &items, [480, 400]);
-    assert_eq!(svg, scene_svg(&bone, &dir, &Vector3::z(), &items, [480, 400]));
+    assert_eq!(
+        svg,
+        scene_svg(&bone, &dir, &Vector3::z(), &items, [480, 400])
+    );
     let doc = roxmltree::Document::parse(&svg).unwrap();
     assert!(doc.descendants().any(|n| n.tag_name().name() == "image"));
     // The needle enters the head: part of it is drawn dashed (hidden).
@@ -414,7 +471,11 @@ fn scene_svg_and_obj_round_trip() {
 
     let path = out_dir().join("scene.obj");
     let needles = [
-        (Point3::new(60.0, 0.0, -60.0), Point3::new(-5.0, 0.0, 10.0), 1.5),
+        (
+            Point3::new(60.0, 0.0, -60.0),
+            Point3::new(-5.0, 0.0, 10.0),
+            1.5,
+        ),
         (Point3::new(1.0, 1.0, 1.0), Point3::new(1.0, 1.0, 1.0), 1.5), // skipped
     ];
     write_obj_scene(&path, &bone, &needles).unwrap();
@@ -486,13 +547,7 @@ fn femur_silhouette_and_scene() {
     let view = View::new("AP femur", [1024, 1024], p);
     let o = view_overlay(&view, Some(&mesh), None, &[], None, 0.4 / 1.6);
     std::fs::write(out_dir().join("femur_ap.png"), o.to_png().unwrap()).unwrap();
-    let svg = scene_svg(
-        &mesh,
-        &Vector3::y_axis(),
-        &Vector3::z(),
-        &[],
-        [400, 600],
-    );
+    let svg = scene_svg(&mesh, &Vector3::y_axis(), &Vector3::z(), &[], [400, 600]);
     roxmltree::Document::parse(&svg).unwrap();
     std::fs::write(out_dir().join("femur_scene.svg"), &svg).unwrap();
 }
