@@ -39,10 +39,7 @@ impl GrayImage {
         if pixels.len() != n {
             return Err(Error::invalid(
                 "image.pixels",
-                format!(
-                    "expected width * height = {n} values, got {}",
-                    pixels.len()
-                ),
+                format!("expected width * height = {n} values, got {}", pixels.len()),
             ));
         }
         Ok(Self {
@@ -75,7 +72,12 @@ impl GrayImage {
     /// # Errors
     /// [`Error::Invalid`] if the encoder refuses (it should not for a checked image).
     pub fn to_png(&self) -> Result<Vec<u8>> {
-        encode_png(self.width, self.height, png::ColorType::Grayscale, &self.pixels)
+        encode_png(
+            self.width,
+            self.height,
+            png::ColorType::Grayscale,
+            &self.pixels,
+        )
     }
 }
 
@@ -166,7 +168,12 @@ impl Canvas {
 
     /// Blends `colour` into pixel `(i, j)` with coverage `a` in 0..=1.
     pub fn blend(&mut self, i: i64, j: i64, colour: Colour, a: f64) {
-        if !(a > 0.0) || i < 0 || j < 0 || i >= i64::from(self.width) || j >= i64::from(self.height)
+        if a.is_nan()
+            || a <= 0.0
+            || i < 0
+            || j < 0
+            || i >= i64::from(self.width)
+            || j >= i64::from(self.height)
         {
             return;
         }
@@ -501,6 +508,8 @@ fn glyph(c: char) -> [u8; 7] {
         '<' => [0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02],
         '>' => [0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08],
         '*' => [0, 0x04, 0x15, 0x0E, 0x15, 0x04, 0],
+        '&' => [0x0C, 0x12, 0x14, 0x08, 0x15, 0x12, 0x0D],
+        '|' => [0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
         '!' => [0x04, 0x04, 0x04, 0x04, 0x04, 0, 0x04],
         '?' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0, 0x04],
         '~' => [0, 0, 0x08, 0x15, 0x02, 0, 0],
@@ -555,7 +564,12 @@ mod tests {
     #[test]
     fn disc_coverage_matches_area() {
         let mut c = Canvas::new(40, 40, Colour::rgb(0, 0, 0));
-        c.disc(Point2::new(20.3, 19.6), 8.0, Colour::rgb(255, 255, 255), 1.0);
+        c.disc(
+            Point2::new(20.3, 19.6),
+            8.0,
+            Colour::rgb(255, 255, 255),
+            1.0,
+        );
         let sum: f64 = c.rgb.iter().map(|p| f64::from(p[0])).sum();
         let area = std::f64::consts::PI * 64.0;
         assert!((sum - area).abs() < 0.01 * area, "{sum} vs {area}");
@@ -576,7 +590,7 @@ mod tests {
     fn font_covers_printable_ascii() {
         for c in ' '..='~' {
             let g = glyph(c);
-            if c != ' ' && !matches!(c, '{' | '}' | '|' | '\\' | '^' | '`' | '@' | '&' | '$') {
+            if c != ' ' && !matches!(c, '{' | '}' | '\\' | '^' | '`' | '@' | '$') {
                 assert_ne!(g, glyph('\u{1}'), "no glyph for {c:?}");
             }
         }

@@ -33,7 +33,7 @@ mod view;
 
 pub use canvas::{base64, GrayImage, MAX_PICTURE_PIXELS};
 pub use overlay::{LegendSwatch, Overlay, NEEDLE_BAND_OPACITY};
-pub use scene::{scene_svg, write_obj_scene, obj_scene, Scene3dItem};
+pub use scene::{obj_scene, scene_svg, write_obj_scene, Scene3dItem};
 pub use silhouette::{
     contours, polygon_area, silhouette_mask, simplify_closed, simplify_open, Mask,
     CONTOUR_TOLERANCE_PX, MAX_RASTER_SIDE_PX,

@@ -870,8 +870,20 @@ mod tests {
     fn odd_input_is_skipped_not_drawn() {
         let o = Overlay::new([10, 10])
             .polyline(&[Point2::new(f64::NAN, 0.0)], Style::default())
-            .marker(Point2::new(0.0, f64::INFINITY), Marker::Dot, 3.0, Colour::WHITE, None)
-            .needle(Point2::origin(), Point2::new(f64::NAN, 1.0), 2.0, Colour::WHITE, None)
+            .marker(
+                Point2::new(0.0, f64::INFINITY),
+                Marker::Dot,
+                3.0,
+                Colour::WHITE,
+                None,
+            )
+            .needle(
+                Point2::origin(),
+                Point2::new(f64::NAN, 1.0),
+                2.0,
+                Colour::WHITE,
+                None,
+            )
             .text(Point2::origin(), "x", f64::NAN, Colour::WHITE)
             .scale_bar(f64::NAN, 10.0);
         assert_eq!(o.layer_count(), 0);

@@ -1,10 +1,9 @@
 //! A 3D view of the bone, needles and zones: orthographic SVG with a
 //! shaded raster of the mesh, and an OBJ scene for 3D viewers.
 //!
-//! Camera: looking along `view_dir` with `up` towards the top of the
-//! picture. With `f = view_dir`, `r = normalize(f x up)` (screen right) and
-//! `d = r x f` negated... precisely: screen right `r = f x up` normalised,
-//! screen up `u' = r x f`, screen down `-u'`. A world point `p` maps to
+//! Camera: the viewer looks along `f = view_dir`; screen right is
+//! `r = normalize(f x up)` and screen up is `u' = r x f` (so `r, u', -f` is
+//! right-handed). A world point `p` maps to
 //!
 //! ```text
 //!   x = cx + s (p - c) . r        y = cy - s (p - c) . u'       depth = (p - c) . f
@@ -96,7 +95,10 @@ impl Camera {
     fn screen(&self, p: &Point3<f64>) -> (Point2<f64>, f64) {
         let q = p - self.c;
         (
-            Point2::new(self.cx + self.s * q.dot(&self.r), self.cy - self.s * q.dot(&self.up)),
+            Point2::new(
+                self.cx + self.s * q.dot(&self.r),
+                self.cy - self.s * q.dot(&self.up),
+            ),
             q.dot(&self.f),
         )
     }
@@ -115,7 +117,7 @@ fn basis(view_dir: &Vector3<f64>, up: &Vector3<f64>) -> Option<[Vector3<f64>; 3]
         return None;
     }
     let mut r = f.cross(up);
-    if !(r.norm() > 1e-6 * up.norm().max(1e-300)) || !r.iter().all(|x| x.is_finite()) {
+    if !r.iter().all(|x| x.is_finite()) || r.norm() <= 1e-6 * up.norm().max(1e-300) {
         let axis = (0..3)
             .min_by(|&a, &b| f[a].abs().total_cmp(&f[b].abs()))
             .unwrap_or(2);
@@ -269,7 +271,10 @@ pub fn scene_svg(
                     num(radius_mm * scale)
                 );
                 if let Some(l) = label {
-                    let at = Point2::new(p.x + radius_mm * scale * 0.72, p.y - radius_mm * scale * 0.72);
+                    let at = Point2::new(
+                        p.x + radius_mm * scale * 0.72,
+                        p.y - radius_mm * scale * 0.72,
+                    );
                     text(&mut s, &at, l, font, *colour);
                 }
             }
@@ -297,7 +302,13 @@ pub fn scene_svg(
                             .copied()
                             .min_by(|a, b| a.y.total_cmp(&b.y))
                             .unwrap_or(outline[0]);
-                        text(&mut s, &Point2::new(top.x + font * 0.5, top.y - font * 0.4), l, font, *colour);
+                        text(
+                            &mut s,
+                            &Point2::new(top.x + font * 0.5, top.y - font * 0.4),
+                            l,
+                            font,
+                            *colour,
+                        );
                     }
                 }
             }
@@ -349,7 +360,10 @@ pub fn scene_svg(
                     let d = pa - pb;
                     let dir = d.try_normalize(1e-9).unwrap_or(nalgebra::Vector2::x());
                     let at = pa + dir * (font * 0.8);
-                    let at = Point2::new(if dir.x < 0.0 { at.x - 1.5 * font } else { at.x }, at.y + 0.4 * font);
+                    let at = Point2::new(
+                        if dir.x < 0.0 { at.x - 1.5 * font } else { at.x },
+                        at.y + 0.4 * font,
+                    );
                     text(&mut s, &at, l, font, *colour);
                 }
             }
@@ -364,7 +378,13 @@ pub fn scene_svg(
                     colour.to_hex()
                 );
                 if let Some(l) = label {
-                    text(&mut s, &Point2::new(p.x + font * 0.6, p.y - font * 0.4), l, font, *colour);
+                    text(
+                        &mut s,
+                        &Point2::new(p.x + font * 0.6, p.y - font * 0.4),
+                        l,
+                        font,
+                        *colour,
+                    );
                 }
             }
             _ => {}
@@ -390,7 +410,13 @@ pub fn scene_svg(
             colour.to_hex()
         );
         if (e - o).norm() > 0.25 * len {
-            text(&mut s, &Point2::new(e.x - 0.3 * font, e.y + 0.35 * font), name, font, colour);
+            text(
+                &mut s,
+                &Point2::new(e.x - 0.3 * font, e.y + 0.35 * font),
+                name,
+                font,
+                colour,
+            );
         }
     }
     s.push_str("</g>\n</svg>\n");
@@ -437,7 +463,7 @@ fn shade_mesh(mesh: &TriMesh, cam: &Camera, w: u32, h: u32) -> (Vec<u8>, Vec<f64
         let intensity = (0.22 + 0.78 * lambert) as f32;
         let [(pa, za), (pb, zb), (pc, zc)] = t.map(|i| screen[i as usize]);
         let area = (pb - pa).perp(&(pc - pa));
-        if !(area.abs() > 1e-12) {
+        if area.is_nan() || area.abs() <= 1e-12 {
             continue;
         }
         let xmin = pa.x.min(pb.x).min(pc.x).ceil().max(0.0);
@@ -609,7 +635,13 @@ pub fn obj_scene(mesh: &TriMesh, needles: &[(Point3<f64>, Point3<f64>, f64)]) ->
     for (a, b, radius) in needles {
         let d = b - a;
         let len = d.norm();
-        if !(finite3(a) && finite3(b) && len > 0.0 && len.is_finite() && radius.is_finite() && *radius > 0.0) {
+        if !(finite3(a)
+            && finite3(b)
+            && len > 0.0
+            && len.is_finite()
+            && radius.is_finite()
+            && *radius > 0.0)
+        {
             continue;
         }
         let dn = d / len;
@@ -696,7 +728,9 @@ mod tests {
         // Semi-axes 4 and 2 mm along screen x and y, 2 px/mm; centre (52, 46).
         let xs: Vec<f64> = o.iter().map(|p| p.x).collect();
         let ys: Vec<f64> = o.iter().map(|p| p.y).collect();
-        let span = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max) - v.iter().cloned().fold(f64::MAX, f64::min);
+        let span = |v: &[f64]| {
+            v.iter().cloned().fold(f64::MIN, f64::max) - v.iter().cloned().fold(f64::MAX, f64::min)
+        };
         assert_relative_eq!(span(&xs), 16.0, epsilon = 1e-9);
         assert_relative_eq!(span(&ys), 8.0, epsilon = 1e-9);
         assert_relative_eq!(o[0].x, 60.0, epsilon = 1e-9);

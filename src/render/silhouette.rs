@@ -20,7 +20,8 @@
 //! ```
 //!
 //! With that rule every contour keeps the set pixels on the same side
-//! (outer boundaries run clockwise on screen, holes counter-clockwise), and
+//! (outer boundaries run counter-clockwise on screen, i.e. a negative
+//! [`polygon_area`] with `v` down; holes clockwise), and
 //! the two diagonal ("saddle") cases cut the set corners apart, i.e. set
 //! pixels are 4-connected.
 
@@ -137,7 +138,7 @@ impl Mask {
                     hi = hi.max(x);
                 }
             }
-            if !(lo <= hi) || hi < 0.0 || lo > w - 1.0 {
+            if lo.is_nan() || hi.is_nan() || lo > hi || hi < 0.0 || lo > w - 1.0 {
                 continue;
             }
             let i0 = (lo - eps).ceil().max(0.0) as usize;
@@ -209,8 +210,8 @@ pub fn silhouette_mask(mesh: &TriMesh, projection: &Projection, size_px: [u32; 2
 /// unset, so every outline is closed), then Douglas–Peucker simplification
 /// to [`CONTOUR_TOLERANCE_PX`]. Each polyline is closed implicitly: its last
 /// point connects back to its first (the first point is not repeated).
-/// Outer boundaries run clockwise on screen (`v` down), holes
-/// counter-clockwise. The output order is deterministic (by the first
+/// Outer boundaries run counter-clockwise on screen (negative
+/// [`polygon_area`]), holes clockwise (positive). The output order is deterministic (by the first
 /// lattice edge met in row-major order).
 ///
 /// # Example
@@ -220,15 +221,24 @@ pub fn silhouette_mask(mesh: &TriMesh, projection: &Projection, size_px: [u32; 2
 /// for j in 1..4 { for i in 1..4 { m.set(i, j, true); } }
 /// let c = contours(&m);
 /// assert_eq!(c.len(), 1);
-/// // A 3 x 3 block simplifies to its octagon of edge midpoints.
-/// assert_eq!(c[0].len(), 8);
+/// // The 3 x 3 block's outline through edge midpoints is an octagon; its
+/// // corner cuts lie 0.35 px off the long sides, below the 0.5 px
+/// // tolerance, so it simplifies to a 4-gon.
+/// assert_eq!(c[0].len(), 4);
 /// ```
 #[must_use]
 pub fn contours(mask: &Mask) -> Vec<Vec<Point2<f64>>> {
     raw_contours(mask)
         .into_iter()
-        .map(|c| simplify_closed(&c, CONTOUR_TOLERANCE_PX))
-        .filter(|c| c.len() >= 3)
+        .map(|c| {
+            // Sub-pixel specks would collapse below 3 points: keep them raw.
+            let s = simplify_closed(&c, CONTOUR_TOLERANCE_PX);
+            if s.len() >= 3 {
+                s
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -413,9 +423,9 @@ mod tests {
         let c = contours(&m);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].len(), 4);
-        // The diamond through the four edge midpoints has area 1/2 and runs
-        // clockwise on screen (positive shoelace with v down).
-        assert_relative_eq!(polygon_area(&c[0]), 0.5, epsilon = 1e-12);
+        // The diamond through the four edge midpoints has area 1/2 and, as
+        // an outer boundary, runs counter-clockwise on screen.
+        assert_relative_eq!(polygon_area(&c[0]), -0.5, epsilon = 1e-12);
         for p in &c[0] {
             assert_relative_eq!((p - Point2::new(1.0, 1.0)).norm(), 0.5, epsilon = 1e-12);
         }
@@ -429,13 +439,16 @@ mod tests {
                 m.set(i, j, !(i == 2 && j == 2));
             }
         }
-        let c = contours(&m);
+        assert_eq!(contours(&m).len(), 2);
+        let c = raw_contours(&m);
         assert_eq!(c.len(), 2);
         let areas: Vec<f64> = c.iter().map(|p| polygon_area(p)).collect();
         assert!(areas.iter().any(|&a| a > 0.0) && areas.iter().any(|&a| a < 0.0));
         // Outer loop: the 5x5 block through edge midpoints: 25 - 4 * 1/8.
-        let outer = areas.iter().cloned().fold(f64::MIN, f64::max);
-        assert_relative_eq!(outer, 24.5, epsilon = 1e-12);
+        let outer = areas.iter().cloned().fold(f64::MAX, f64::min);
+        assert_relative_eq!(outer, -24.5, epsilon = 1e-12);
+        let hole = areas.iter().cloned().fold(f64::MIN, f64::max);
+        assert_relative_eq!(hole, 0.5, epsilon = 1e-12);
         // Two diagonal pixels form two separate loops.
         let mut d = Mask::new(4, 4);
         d.set(1, 1, true);
@@ -463,7 +476,8 @@ mod tests {
             &Point2::new(4.5, 0.5),
             &Point2::new(0.5, 4.5),
         );
-        assert_eq!(s.count(), 6);
+        // Centres with i, j >= 1 and i + j <= 5.
+        assert_eq!(s.count(), 10);
         assert!(!s.get(0, 0) && s.get(1, 1));
         // Non-finite and far-away triangles do nothing and do not panic.
         let mut e = Mask::new(4, 4);

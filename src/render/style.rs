@@ -120,8 +120,20 @@ impl Style {
 
     /// Finite, clamped values (NaN widths become 0, opacities clamp to 0..=1).
     pub(crate) fn sanitised(&self) -> Self {
-        let unit = |x: f64| if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
-        let pos = |x: f64| if x.is_finite() { x.clamp(0.0, 1e4) } else { 0.0 };
+        let unit = |x: f64| {
+            if x.is_finite() {
+                x.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        let pos = |x: f64| {
+            if x.is_finite() {
+                x.clamp(0.0, 1e4)
+            } else {
+                0.0
+            }
+        };
         Self {
             stroke: self.stroke,
             stroke_width_px: pos(self.stroke_width_px),

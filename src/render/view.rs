@@ -112,7 +112,10 @@ pub fn view_overlay(
         o = o.marker(*p, Marker::Cross, 0.7 * f, Colour::ANNOTATION, None);
         annotated = true;
     }
-    for edges in [&ann.neck_edges_px, &ann.shaft_edges_px].into_iter().flatten() {
+    for edges in [&ann.neck_edges_px, &ann.shaft_edges_px]
+        .into_iter()
+        .flatten()
+    {
         for e in edges {
             o = o.polyline(e, Style::stroke(Colour::ANNOTATION, 1.5).dashed(6.0, 4.0));
             annotated |= !e.is_empty();
@@ -146,14 +149,29 @@ pub fn view_overlay(
     for n in needles {
         o = o
             .needle(n.entry_px, n.tip_px, n.width_px, n.colour, Some(&n.label))
-            .marker(n.entry_px, Marker::Circle, (n.width_px + 6.0).max(0.8 * f), n.colour, None)
-            .marker(n.tip_px, Marker::Dot, (0.6 * n.width_px).max(0.5 * f), n.colour, None);
+            .marker(
+                n.entry_px,
+                Marker::Circle,
+                (n.width_px + 6.0).max(0.8 * f),
+                n.colour,
+                None,
+            )
+            .marker(
+                n.tip_px,
+                Marker::Dot,
+                (0.6 * n.width_px).max(0.5 * f),
+                n.colour,
+                None,
+            );
     }
     for n in needles {
         o = o.legend_entry(&format!("needle {}", n.label), n.colour, LegendSwatch::Band);
     }
     if mm_per_px_at_iso.is_finite() && mm_per_px_at_iso > 0.0 {
-        o = o.scale_bar(mm_per_px_at_iso, nice_scale_length_mm(mm_per_px_at_iso, size[0]));
+        o = o.scale_bar(
+            mm_per_px_at_iso,
+            nice_scale_length_mm(mm_per_px_at_iso, size[0]),
+        );
     }
     o
 }
@@ -166,7 +184,7 @@ mod tests {
     fn scale_lengths() {
         assert_eq!(nice_scale_length_mm(0.2, 1000), 50.0); // 250 px
         assert_eq!(nice_scale_length_mm(0.3, 100), 5.0); // 16.7 px <= 25
-        assert_eq!(nice_scale_length_mm(10.0, 10), 1.0);
+        assert_eq!(nice_scale_length_mm(0.01, 100), 1.0); // 100 px > 25 px
         assert_eq!(nice_scale_length_mm(f64::NAN, 10), 10.0);
     }
 }

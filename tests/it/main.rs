@@ -4,4 +4,5 @@ mod imaging;
 mod io;
 mod phantom;
 mod recon;
+mod render;
 mod surface;
