@@ -140,6 +140,10 @@ pub struct Case {
     pub forbidden_zones: Vec<ForbiddenZone>,
     /// The safety constraints.
     pub constraints: Constraints,
+    /// One-sigma annotation noise, px, that plans must be robust to
+    /// (crate addition to the contract, case field `annotation_noise_px`).
+    /// Default 1.0: the contract's "annotation noise of 1 px".
+    pub annotation_noise_px: f64,
 }
 
 impl Case {
@@ -155,6 +159,7 @@ impl Case {
             entry_zone: None,
             forbidden_zones: Vec::new(),
             constraints: Constraints::default(),
+            annotation_noise_px: 1.0,
         }
     }
 }

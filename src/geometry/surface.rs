@@ -1,0 +1,1016 @@
+//! The bone surface: a closed, outward-oriented triangle mesh with the
+//! queries the planner's hot path runs on.
+//!
+//! [`BoneSurface`] checks the mesh once (closed, consistently oriented,
+//! outward, no zero-area triangles), builds a flat AABB hierarchy
+//! (binned SAH, at most 4 triangles per leaf) and angle-weighted
+//! pseudo-normals, and then answers allocation-free queries through `&self`
+//! (it is `Send + Sync`; share one per case between threads).
+//!
+//! * Inside test and signed distance: closest point plus the sign of the
+//!   angle-weighted pseudo-normal at the closest feature (face, edge or
+//!   vertex), Baerentzen and Aanaes, *Signed distance computation using the
+//!   angle weighted pseudonormal*, IEEE TVCG 11(3), 2005. Exact for a closed,
+//!   consistently oriented mesh; no ray-parity ambiguity at edges.
+//! * Segment clearance decision ([`BoneSurface::segment_clears`]): depth-first
+//!   traversal that prunes a node when the segment misses its box inflated by
+//!   the threshold (a slab test: box ⊕ cube contains box ⊕ ball, so pruning
+//!   is conservative), a triangle when the segment is farther than the
+//!   threshold from the triangle's bounding sphere, and stops at the first
+//!   triangle closer than the threshold. The answer equals the exact
+//!   comparison `segment_distance_mm(a, b) >= threshold_mm`.
+//! * Exact segment distance ([`BoneSurface::segment_distance_mm`]): branch and
+//!   bound with true lower bounds (segment-to-bounding-sphere distance and the
+//!   inflated slab test against the best distance so far).
+//! * Rays ([`BoneSurface::first_hit`], [`BoneSurface::ray_crossings`]):
+//!   watertight ray/triangle tests (see [`crate::geometry::segment_intersects_triangle`]).
+//!
+//! All coordinates are in mm in the mesh's frame.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use nalgebra::{Point3, Unit, Vector3};
+
+use super::bvh::{Bvh, Node, STACK_SIZE};
+use super::distance::{
+    closest_point_on_triangle_feature, point_segment_distance_sq,
+    segment_triangle_distance_sq_no_hit, watertight_hit, Feature,
+};
+use super::mesh::TriMesh;
+use crate::error::{Error, Result};
+
+/// Relative tolerance below which a triangle counts as zero-area:
+/// `|AB x AC| <= DEGENERATE_REL * (longest edge)^2`, i.e. the triangle's
+/// smallest height is below about `1e-12` of its longest edge.
+pub(crate) const DEGENERATE_REL: f64 = 1e-12;
+
+/// Absolute slack (mm) added to every box test so that rounding in the slab
+/// test can never prune a box that the segment touches.
+const SLACK_MM: f64 = 1e-9;
+
+/// A point on the bone surface closest to a query point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct SurfacePoint {
+    /// The closest point on the surface, mm.
+    pub point: Point3<f64>,
+    /// Outward unit normal of the triangle that holds `point`.
+    pub normal: Unit<Vector3<f64>>,
+    /// Index of that triangle in [`BoneSurface::mesh`].
+    pub triangle: u32,
+    /// Unsigned distance from the query point to `point`, mm.
+    pub distance_mm: f64,
+}
+
+/// Where a ray meets the bone surface.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RayHit {
+    /// Distance from the ray origin along the (unit) direction, mm.
+    pub t_mm: f64,
+    /// The hit point, mm.
+    pub point: Point3<f64>,
+    /// Outward unit normal of the hit triangle.
+    pub normal: Unit<Vector3<f64>>,
+    /// Index of the hit triangle in [`BoneSurface::mesh`].
+    pub triangle: u32,
+}
+
+/// A closed bone surface (outer, periosteal) with fast exact queries.
+///
+/// # Units
+/// mm, in the frame of the mesh it was built from.
+///
+/// # Example
+/// ```
+/// use avnplan::geometry::{BoneSurface, TriMesh};
+/// use nalgebra::Point3;
+/// use approx::assert_relative_eq;
+/// // A 10 mm cube, corner at the origin, outward counter-clockwise triangles.
+/// let v: Vec<Point3<f64>> = (0..8)
+///     .map(|i| Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64) * 10.0)
+///     .collect();
+/// let t = vec![[0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
+///              [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5]];
+/// let bone = BoneSurface::new(TriMesh::new(v, t)?)?;
+/// let c = Point3::new(5.0, 5.0, 5.0);
+/// assert!(bone.contains(&c));
+/// assert_relative_eq!(bone.signed_distance_mm(&c), -5.0, epsilon = 1e-12);
+/// // A segment 2 mm from the x = 0 face.
+/// let (a, b) = (Point3::new(2.0, 3.0, 3.0), Point3::new(2.0, 7.0, 7.0));
+/// assert_relative_eq!(bone.segment_distance_mm(&a, &b), 2.0, epsilon = 1e-12);
+/// assert!(bone.segment_clears(&a, &b, 1.9));
+/// assert!(!bone.segment_clears(&a, &b, 2.1));
+/// # Ok::<(), avnplan::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct BoneSurface {
+    mesh: TriMesh,
+    bvh: Bvh,
+    /// Triangle corners in leaf order.
+    tris: Vec<[Point3<f64>; 3]>,
+    /// Bounding sphere (centre, radius) per triangle, leaf order.
+    spheres: Vec<[f64; 4]>,
+    /// Outward unit normal per triangle, mesh order.
+    face_normals: Vec<Unit<Vector3<f64>>>,
+    /// Angle-weighted pseudo-normal per vertex.
+    vertex_normals: Vec<Vector3<f64>>,
+    /// Pseudo-normal (sum of the two face normals) per triangle edge `k`
+    /// (corner `k` to corner `k + 1`), mesh order.
+    edge_normals: Vec<[Vector3<f64>; 3]>,
+    bounds: (Point3<f64>, Point3<f64>),
+}
+
+impl fmt::Debug for BoneSurface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoneSurface")
+            .field("triangles", &self.mesh.triangles.len())
+            .field("vertices", &self.mesh.vertices.len())
+            .field("bvh_nodes", &self.bvh.nodes.len())
+            .field("bvh_depth", &self.bvh.depth)
+            .field("bounds_mm", &self.bounds)
+            .finish()
+    }
+}
+
+/// A segment prepared for box tests.
+struct Seg {
+    a: Point3<f64>,
+    d: Vector3<f64>,
+    inv_dd: f64,
+    inv_d: Vector3<f64>,
+    flat: [bool; 3],
+}
+
+impl Seg {
+    #[inline]
+    fn new(a: &Point3<f64>, b: &Point3<f64>) -> Self {
+        let d = b - a;
+        let dd = d.norm_squared();
+        Self {
+            a: *a,
+            d,
+            inv_dd: if dd > 0.0 { 1.0 / dd } else { 0.0 },
+            inv_d: d.map(|x| if x != 0.0 { 1.0 / x } else { 0.0 }),
+            flat: [d.x == 0.0, d.y == 0.0, d.z == 0.0],
+        }
+    }
+
+    /// Entry parameter if the segment meets the box inflated by `r` on every
+    /// side (box ⊕ cube of half-side `r`), `None` otherwise.
+    #[inline]
+    fn slab(&self, n: &Node, r: f64) -> Option<f64> {
+        let mut t0 = 0.0f64;
+        let mut t1 = 1.0f64;
+        for i in 0..3 {
+            let l = n.lo[i] - r;
+            let h = n.hi[i] + r;
+            let ai = self.a[i];
+            if self.flat[i] {
+                if ai < l || ai > h {
+                    return None;
+                }
+                continue;
+            }
+            let ta = (l - ai) * self.inv_d[i];
+            let tb = (h - ai) * self.inv_d[i];
+            let (tn, tf) = if ta < tb { (ta, tb) } else { (tb, ta) };
+            t0 = t0.max(tn);
+            t1 = t1.min(tf);
+            if t0 > t1 {
+                return None;
+            }
+        }
+        Some(t0)
+    }
+
+    /// Squared distance from `p` to the segment.
+    #[inline]
+    fn dist_sq(&self, p: &Vector3<f64>) -> f64 {
+        point_segment_distance_sq(p, &self.a.coords, &self.d, self.inv_dd)
+    }
+
+    /// A lower bound on the distance from the segment to a node's box
+    /// (distance to the circumscribed sphere), mm.
+    #[inline]
+    fn node_lower_bound(&self, n: &Node) -> f64 {
+        let c = (n.lo + n.hi) * 0.5;
+        let rad = (n.hi - n.lo).norm() * 0.5;
+        (self.dist_sq(&c).sqrt() - rad).max(0.0)
+    }
+}
+
+/// Squared distance from `p` to a node's box.
+#[inline]
+fn point_box_dist_sq(p: &Point3<f64>, n: &Node) -> f64 {
+    let mut s = 0.0;
+    for i in 0..3 {
+        let v = p[i];
+        let g = if v < n.lo[i] {
+            n.lo[i] - v
+        } else if v > n.hi[i] {
+            v - n.hi[i]
+        } else {
+            0.0
+        };
+        s += g * g;
+    }
+    s
+}
+
+fn finite(p: &Point3<f64>) -> bool {
+    p.x.is_finite() && p.y.is_finite() && p.z.is_finite()
+}
+
+/// Twice the area vector of a triangle and whether it counts as zero-area.
+pub(crate) fn is_degenerate(t: &[Point3<f64>; 3]) -> bool {
+    let n = (t[1] - t[0]).cross(&(t[2] - t[0]));
+    let l = (t[1] - t[0])
+        .norm_squared()
+        .max((t[2] - t[1]).norm_squared())
+        .max((t[0] - t[2]).norm_squared());
+    !(n.norm() > DEGENERATE_REL * l)
+}
+
+/// Checks that a mesh bounds a solid: finite, no zero-area triangle, closed
+/// (every edge shared by exactly two triangles) and consistently oriented.
+/// Returns, per triangle edge `k`, the neighbouring triangle across it.
+///
+/// `what` names the mesh in the error.
+pub(crate) fn check_closed_oriented(mesh: &TriMesh, what: &str) -> Result<Vec<[u32; 3]>> {
+    let nv = mesh.vertices.len();
+    if mesh.triangles.is_empty() {
+        return Err(Error::mesh(what, "has no triangles"));
+    }
+    if let Some(i) = mesh.vertices.iter().position(|v| !finite(v)) {
+        return Err(Error::mesh(
+            what,
+            format!("vertex {i} is not finite (NaN or infinity)"),
+        ));
+    }
+    for (i, t) in mesh.triangles.iter().enumerate() {
+        if t.iter().any(|&k| k as usize >= nv) {
+            return Err(Error::mesh(
+                what,
+                format!("triangle {i} refers to a missing vertex"),
+            ));
+        }
+        if is_degenerate(&mesh.triangle(i)) {
+            return Err(Error::mesh(
+                what,
+                format!(
+                    "triangle {i} has zero area (vertices {} {} {})",
+                    t[0], t[1], t[2]
+                ),
+            ));
+        }
+    }
+    // Directed edge -> (triangle, edge slot).
+    let mut directed: HashMap<(u32, u32), u32> = HashMap::with_capacity(mesh.triangles.len() * 3);
+    let mut undirected: HashMap<(u32, u32), u32> = HashMap::with_capacity(mesh.triangles.len() * 2);
+    for t in &mesh.triangles {
+        for k in 0..3 {
+            let (i, j) = (t[k], t[(k + 1) % 3]);
+            *undirected.entry((i.min(j), i.max(j))).or_insert(0) += 1;
+        }
+    }
+    let bad: Vec<_> = undirected.iter().filter(|(_, &c)| c != 2).collect();
+    if !bad.is_empty() {
+        let (&(i, j), &c) = bad
+            .iter()
+            .min_by_key(|(e, _)| **e)
+            .map(|(e, c)| (*e, *c))
+            .unwrap_or((&(0, 0), &0));
+        return Err(Error::mesh(
+            what,
+            format!(
+                "not closed (watertight): {} edges are not shared by exactly 2 triangles \
+                 (edge {i}-{j} is used by {c})",
+                bad.len()
+            ),
+        ));
+    }
+    for (ti, t) in mesh.triangles.iter().enumerate() {
+        for k in 0..3 {
+            let e = (t[k], t[(k + 1) % 3]);
+            if let Some(other) = directed.insert(e, (ti * 3 + k) as u32) {
+                return Err(Error::mesh(
+                    what,
+                    format!(
+                        "inconsistently oriented: triangles {} and {ti} both run edge {}->{} \
+                         the same way",
+                        other / 3,
+                        e.0,
+                        e.1
+                    ),
+                ));
+            }
+        }
+    }
+    let mut nbr = vec![[0u32; 3]; mesh.triangles.len()];
+    for (ti, t) in mesh.triangles.iter().enumerate() {
+        for k in 0..3 {
+            let rev = (t[(k + 1) % 3], t[k]);
+            match directed.get(&rev) {
+                Some(&o) => nbr[ti][k] = o / 3,
+                None => {
+                    return Err(Error::mesh(
+                        what,
+                        format!("inconsistently oriented near triangle {ti}"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(nbr)
+}
+
+impl BoneSurface {
+    /// Checks the mesh and builds the hierarchy and pseudo-normals.
+    ///
+    /// # Errors
+    /// [`Error::Mesh`] when the mesh has a non-finite vertex or a zero-area
+    /// triangle, is not closed (an edge not shared by exactly two triangles),
+    /// is inconsistently oriented, or is inside out (signed volume <= 0).
+    /// Use [`crate::io::mesh::repair_and_check`] first on meshes from files.
+    pub fn new(mesh: TriMesh) -> Result<Self> {
+        let nbr = check_closed_oriented(&mesh, "mesh")?;
+        let vol = mesh.signed_volume_mm3();
+        if !(vol > 0.0) {
+            return Err(Error::mesh(
+                "mesh",
+                format!("inside out: normals point inwards (signed volume {vol:.6} mm^3 <= 0)"),
+            ));
+        }
+        let n = mesh.triangles.len();
+        let corners: Vec<[Point3<f64>; 3]> = (0..n).map(|i| mesh.triangle(i)).collect();
+        let face_normals: Vec<Unit<Vector3<f64>>> = corners
+            .iter()
+            .map(|t| Unit::new_normalize((t[1] - t[0]).cross(&(t[2] - t[0]))))
+            .collect();
+        let mut vertex_normals = vec![Vector3::zeros(); mesh.vertices.len()];
+        for (ti, t) in mesh.triangles.iter().enumerate() {
+            let c = &corners[ti];
+            for k in 0..3 {
+                let e1 = c[(k + 1) % 3] - c[k];
+                let e2 = c[(k + 2) % 3] - c[k];
+                let ang = e1.angle(&e2);
+                vertex_normals[t[k] as usize] += face_normals[ti].into_inner() * ang;
+            }
+        }
+        let edge_normals: Vec<[Vector3<f64>; 3]> = (0..n)
+            .map(|ti| {
+                [0, 1, 2].map(|k| {
+                    face_normals[ti].into_inner() + face_normals[nbr[ti][k] as usize].into_inner()
+                })
+            })
+            .collect();
+        let bvh = Bvh::build(&corners);
+        let tris: Vec<[Point3<f64>; 3]> = bvh.order.iter().map(|&i| corners[i as usize]).collect();
+        let spheres = tris
+            .iter()
+            .map(|t| {
+                let c = Point3::from((t[0].coords + t[1].coords + t[2].coords) / 3.0);
+                let r = t.iter().map(|p| (p - c).norm()).fold(0.0, f64::max);
+                // Widen by a relative ulp-scale margin to stay conservative.
+                let r = r * (1.0 + 1e-12) + SLACK_MM;
+                [c.x, c.y, c.z, r]
+            })
+            .collect();
+        let bounds = mesh.bounds_mm();
+        Ok(Self {
+            mesh,
+            bvh,
+            tris,
+            spheres,
+            face_normals,
+            vertex_normals,
+            edge_normals,
+            bounds,
+        })
+    }
+
+    /// The mesh the surface was built from (triangle indices of query results
+    /// refer to it).
+    #[must_use]
+    pub fn mesh(&self) -> &TriMesh {
+        &self.mesh
+    }
+
+    /// Axis-aligned bounding box `(min, max)` of the mesh, mm.
+    #[must_use]
+    pub fn bounds_mm(&self) -> (Point3<f64>, Point3<f64>) {
+        self.bounds
+    }
+
+    /// Number of nodes and depth of the bounding-volume hierarchy.
+    #[must_use]
+    pub fn bvh_stats(&self) -> (usize, usize) {
+        (self.bvh.nodes.len(), self.bvh.depth)
+    }
+
+    /// Outward unit normal of triangle `triangle` (mesh index).
+    ///
+    /// # Panics
+    /// When `triangle` is not an index of [`BoneSurface::mesh`].
+    #[must_use]
+    pub fn face_normal(&self, triangle: u32) -> Unit<Vector3<f64>> {
+        self.face_normals[triangle as usize]
+    }
+
+    /// Closest point with its triangle (leaf index) and feature.
+    fn closest(&self, p: &Point3<f64>) -> (Point3<f64>, u32, Feature, f64) {
+        let nodes = &self.bvh.nodes;
+        let mut best_sq = f64::INFINITY;
+        let mut best = (Point3::origin(), 0u32, Feature::Face);
+        let mut stack = [(0u32, 0.0f64); STACK_SIZE];
+        let mut sp = 0;
+        let mut cur = (0u32, point_box_dist_sq(p, &nodes[0]));
+        loop {
+            let (ni, lb) = cur;
+            if lb < best_sq {
+                let n = &nodes[ni as usize];
+                if n.is_leaf() {
+                    for k in n.first..n.first + n.count {
+                        let (q, f) = closest_point_on_triangle_feature(p, &self.tris[k as usize]);
+                        let d = (p - q).norm_squared();
+                        if d < best_sq {
+                            best_sq = d;
+                            best = (q, k, f);
+                        }
+                    }
+                } else {
+                    let l = n.first;
+                    let dl = point_box_dist_sq(p, &nodes[l as usize]);
+                    let dr = point_box_dist_sq(p, &nodes[l as usize + 1]);
+                    let (near, far) = if dl <= dr {
+                        ((l, dl), (l + 1, dr))
+                    } else {
+                        ((l + 1, dr), (l, dl))
+                    };
+                    if far.1 < best_sq {
+                        stack[sp] = far;
+                        sp += 1;
+                    }
+                    cur = near;
+                    continue;
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        (best.0, best.1, best.2, best_sq)
+    }
+
+    /// Sign of `p` relative to the surface at its closest point `q` on leaf
+    /// triangle `k`, feature `f`: `true` when inside or on the surface.
+    fn inside_from(&self, p: &Point3<f64>, q: &Point3<f64>, k: u32, f: Feature) -> bool {
+        let v = p - q;
+        if v.norm_squared() == 0.0 {
+            return true;
+        }
+        let ti = self.bvh.order[k as usize] as usize;
+        let n = match f {
+            Feature::Face => self.face_normals[ti].into_inner(),
+            Feature::Edge(e) => self.edge_normals[ti][e as usize],
+            Feature::Vertex(c) => self.vertex_normals[self.mesh.triangles[ti][c as usize] as usize],
+        };
+        v.dot(&n) <= 0.0
+    }
+
+    /// Whether `p` is inside the closed surface (points on the surface count
+    /// as inside); `false` for a non-finite point.
+    ///
+    /// Robust: decided by the angle-weighted pseudo-normal at the closest
+    /// point (module docs), not by ray parity.
+    #[must_use]
+    pub fn contains(&self, p: &Point3<f64>) -> bool {
+        if !finite(p) {
+            return false;
+        }
+        let (q, k, f, _) = self.closest(p);
+        self.inside_from(p, &q, k, f)
+    }
+
+    /// Signed distance from `p` to the surface, mm: negative inside, positive
+    /// outside, 0 on it. `NaN` input gives `f64::INFINITY` (far outside).
+    #[must_use]
+    pub fn signed_distance_mm(&self, p: &Point3<f64>) -> f64 {
+        if !finite(p) {
+            return f64::INFINITY;
+        }
+        let (q, k, f, d2) = self.closest(p);
+        let d = d2.sqrt();
+        if self.inside_from(p, &q, k, f) {
+            -d
+        } else {
+            d
+        }
+    }
+
+    /// The closest surface point to `p`.
+    ///
+    /// For a non-finite `p` the result has `distance_mm = f64::INFINITY` and
+    /// triangle 0's centroid.
+    #[must_use]
+    pub fn closest_point(&self, p: &Point3<f64>) -> SurfacePoint {
+        if !finite(p) {
+            let t = self.mesh.triangle(0);
+            return SurfacePoint {
+                point: Point3::from((t[0].coords + t[1].coords + t[2].coords) / 3.0),
+                normal: self.face_normals[0],
+                triangle: 0,
+                distance_mm: f64::INFINITY,
+            };
+        }
+        let (q, k, _, d2) = self.closest(p);
+        let ti = self.bvh.order[k as usize];
+        SurfacePoint {
+            point: q,
+            normal: self.face_normals[ti as usize],
+            triangle: ti,
+            distance_mm: d2.sqrt(),
+        }
+    }
+
+    /// Length used for a ray of length `max_mm`: no longer than needed to
+    /// leave the bounding box.
+    fn ray_len(&self, origin: &Point3<f64>, max_mm: f64) -> f64 {
+        let (lo, hi) = self.bounds;
+        let c = nalgebra::center(&lo, &hi);
+        let reach = (origin - c).norm() + (hi - lo).norm() * 0.5 + 1.0;
+        max_mm.min(reach)
+    }
+
+    /// First crossing of the ray `origin + t dir`, `0 <= t <= max_mm`, with
+    /// the surface (either direction of crossing). `None` when there is none
+    /// or an input is not finite (`max_mm` may be `f64::INFINITY`).
+    #[must_use]
+    pub fn first_hit(
+        &self,
+        origin: &Point3<f64>,
+        dir: &Unit<Vector3<f64>>,
+        max_mm: f64,
+    ) -> Option<RayHit> {
+        if !finite(origin) || !dir.iter().all(|x| x.is_finite()) || !(max_mm >= 0.0) {
+            return None;
+        }
+        let len = self.ray_len(origin, max_mm);
+        let end = origin + dir.into_inner() * len;
+        let seg = Seg::new(origin, &end);
+        let nodes = &self.bvh.nodes;
+        let mut best_t = f64::INFINITY;
+        let mut best_k = u32::MAX;
+        let mut stack = [(0u32, 0.0f64); STACK_SIZE];
+        let mut sp = 0;
+        let mut cur = match seg.slab(&nodes[0], SLACK_MM) {
+            Some(t) => (0u32, t),
+            None => return None,
+        };
+        loop {
+            let (ni, tin) = cur;
+            if tin <= best_t {
+                let n = &nodes[ni as usize];
+                if n.is_leaf() {
+                    for k in n.first..n.first + n.count {
+                        let tmax = best_t.min(1.0);
+                        if let Some((t, _)) =
+                            watertight_hit(origin, &seg.d, &self.tris[k as usize], tmax)
+                        {
+                            if t < best_t || (t == best_t && k < best_k) {
+                                best_t = t;
+                                best_k = k;
+                            }
+                        }
+                    }
+                } else {
+                    let l = n.first;
+                    let hl = seg.slab(&nodes[l as usize], SLACK_MM);
+                    let hr = seg.slab(&nodes[l as usize + 1], SLACK_MM);
+                    match (hl, hr) {
+                        (Some(a), Some(b)) => {
+                            let (near, far) = if a <= b {
+                                ((l, a), (l + 1, b))
+                            } else {
+                                ((l + 1, b), (l, a))
+                            };
+                            stack[sp] = far;
+                            sp += 1;
+                            cur = near;
+                            continue;
+                        }
+                        (Some(a), None) => {
+                            cur = (l, a);
+                            continue;
+                        }
+                        (None, Some(b)) => {
+                            cur = (l + 1, b);
+                            continue;
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        if best_k == u32::MAX {
+            return None;
+        }
+        let ti = self.bvh.order[best_k as usize];
+        let t_mm = best_t * len;
+        Some(RayHit {
+            t_mm,
+            point: origin + dir.into_inner() * t_mm,
+            normal: self.face_normals[ti as usize],
+            triangle: ti,
+        })
+    }
+
+    /// All crossings of the ray `origin + t dir`, `0 <= t <= max_mm`, with the
+    /// surface: their distances `t` in mm, ascending, written to `out`
+    /// (cleared first).
+    ///
+    /// A crossing exactly through a shared edge or vertex is reported once
+    /// (coincident hits of the same direction, entering or leaving, within
+    /// `1e-9` relative, are merged); a ray grazing the surface gives an
+    /// entering and a leaving hit at the same `t`. For a ray starting and
+    /// ending outside, the count is even and consecutive pairs bound the
+    /// chords inside the bone (radiograph line integrals, silhouettes).
+    pub fn ray_crossings(
+        &self,
+        origin: &Point3<f64>,
+        dir: &Unit<Vector3<f64>>,
+        max_mm: f64,
+        out: &mut Vec<f64>,
+    ) {
+        out.clear();
+        if !finite(origin) || !dir.iter().all(|x| x.is_finite()) || !(max_mm >= 0.0) {
+            return;
+        }
+        let len = self.ray_len(origin, max_mm);
+        let end = origin + dir.into_inner() * len;
+        let seg = Seg::new(origin, &end);
+        let nodes = &self.bvh.nodes;
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if seg.slab(&nodes[0], SLACK_MM).is_none() {
+            return;
+        }
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    if let Some((t, s)) =
+                        watertight_hit(origin, &seg.d, &self.tris[k as usize], 1.0)
+                    {
+                        // Encode leaving hits with a negative sign (t >= 0; -0.0 is
+                        // distinguishable by its sign bit).
+                        let t_mm = t * len;
+                        out.push(if s >= 0.0 { t_mm } else { -t_mm });
+                    }
+                }
+            } else {
+                let l = n.first;
+                let hl = seg.slab(&nodes[l as usize], SLACK_MM).is_some();
+                let hr = seg.slab(&nodes[l as usize + 1], SLACK_MM).is_some();
+                match (hl, hr) {
+                    (true, true) => {
+                        stack[sp] = l + 1;
+                        sp += 1;
+                        cur = l;
+                        continue;
+                    }
+                    (true, false) => {
+                        cur = l;
+                        continue;
+                    }
+                    (false, true) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (false, false) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        out.sort_by(|a, b| {
+            a.abs()
+                .total_cmp(&b.abs())
+                .then(a.is_sign_negative().cmp(&b.is_sign_negative()))
+        });
+        // Merge coincident same-direction hits.
+        let mut w = 0;
+        for r in 0..out.len() {
+            let v = out[r];
+            let dup = (0..w)
+                .rev()
+                .take_while(|&j| (out[j].abs() - v.abs()).abs() <= 1e-9 * (1.0 + v.abs()))
+                .any(|j| out[j].is_sign_negative() == v.is_sign_negative());
+            if !dup {
+                out[w] = v;
+                w += 1;
+            }
+        }
+        out.truncate(w);
+        for v in out.iter_mut() {
+            *v = v.abs();
+        }
+    }
+
+    /// Exact minimum distance between segment `[a, b]` and the surface, mm;
+    /// 0 when the segment crosses or touches it. `f64::INFINITY` for
+    /// non-finite input.
+    ///
+    /// Branch and bound over the hierarchy with true lower bounds (module
+    /// docs); exact up to floating-point rounding of the final
+    /// segment-triangle distance.
+    #[must_use]
+    pub fn segment_distance_mm(&self, a: &Point3<f64>, b: &Point3<f64>) -> f64 {
+        if !finite(a) || !finite(b) {
+            return f64::INFINITY;
+        }
+        let seg = Seg::new(a, b);
+        let nodes = &self.bvh.nodes;
+        let mut best_sq = f64::INFINITY;
+        let mut best = f64::INFINITY;
+        let mut stack = [(0u32, 0.0f64); STACK_SIZE];
+        let mut sp = 0;
+        let mut cur = (0u32, seg.node_lower_bound(&nodes[0]));
+        loop {
+            let (ni, lb) = cur;
+            if lb < best {
+                let n = &nodes[ni as usize];
+                if n.is_leaf() {
+                    for k in n.first..n.first + n.count {
+                        let s = &self.spheres[k as usize];
+                        let ds = seg.dist_sq(&Vector3::new(s[0], s[1], s[2]));
+                        if ds > s[3] * s[3] {
+                            let lbt = ds.sqrt() - s[3];
+                            if lbt >= best {
+                                continue;
+                            }
+                        }
+                        let tri = &self.tris[k as usize];
+                        if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
+                            return 0.0;
+                        }
+                        let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, 0.0);
+                        if d2 < best_sq {
+                            best_sq = d2;
+                            best = d2.sqrt();
+                            if best_sq == 0.0 {
+                                return 0.0;
+                            }
+                        }
+                    }
+                } else {
+                    let r = best * (1.0 + 1e-12) + SLACK_MM;
+                    let l = n.first;
+                    let mut kids = [(l, 0.0f64), (l + 1, 0.0f64)];
+                    let mut m = 0;
+                    for c in [l, l + 1] {
+                        let cn = &nodes[c as usize];
+                        if best.is_finite() && seg.slab(cn, r).is_none() {
+                            continue;
+                        }
+                        let lbc = seg.node_lower_bound(cn);
+                        if lbc < best {
+                            kids[m] = (c, lbc);
+                            m += 1;
+                        }
+                    }
+                    match m {
+                        2 => {
+                            let (near, far) = if kids[0].1 <= kids[1].1 {
+                                (kids[0], kids[1])
+                            } else {
+                                (kids[1], kids[0])
+                            };
+                            stack[sp] = far;
+                            sp += 1;
+                            cur = near;
+                            continue;
+                        }
+                        1 => {
+                            cur = kids[0];
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        best
+    }
+
+    /// Whether the exact minimum distance between segment `[a, b]` and the
+    /// surface is at least `threshold_mm` (the clearance decision of the
+    /// planner's hot path).
+    ///
+    /// Equals `segment_distance_mm(a, b) >= threshold_mm` but is much cheaper:
+    /// conservative pruning by the threshold and exit at the first triangle
+    /// closer than it; no allocation. `true` for `threshold_mm <= 0`; `false`
+    /// for non-finite input.
+    ///
+    /// # Units
+    /// mm.
+    #[must_use]
+    pub fn segment_clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        if !finite(a) || !finite(b) || threshold_mm.is_nan() {
+            return false;
+        }
+        if threshold_mm <= 0.0 {
+            return true;
+        }
+        if threshold_mm == f64::INFINITY {
+            return false;
+        }
+        let thr_sq = threshold_mm * threshold_mm;
+        let r = threshold_mm * (1.0 + 1e-12) + SLACK_MM;
+        let seg = Seg::new(a, b);
+        let nodes = &self.bvh.nodes;
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if seg.slab(&nodes[0], r).is_none() {
+            return true;
+        }
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    let s = &self.spheres[k as usize];
+                    let rr = s[3] + r;
+                    if seg.dist_sq(&Vector3::new(s[0], s[1], s[2])) >= rr * rr {
+                        continue;
+                    }
+                    let tri = &self.tris[k as usize];
+                    if watertight_hit(a, &seg.d, tri, 1.0).is_some()
+                        || segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq) < thr_sq
+                    {
+                        return false;
+                    }
+                }
+            } else {
+                let l = n.first;
+                let hl = seg.slab(&nodes[l as usize], r);
+                let hr = seg.slab(&nodes[l as usize + 1], r);
+                match (hl, hr) {
+                    (Some(x), Some(y)) => {
+                        let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };
+                        stack[sp] = far;
+                        sp += 1;
+                        cur = near;
+                        continue;
+                    }
+                    (Some(_), None) => {
+                        cur = l;
+                        continue;
+                    }
+                    (None, Some(_)) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (None, None) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        true
+    }
+
+    /// Whether segment `[a, b]` crosses or touches the surface (exact
+    /// distance 0). `false` for non-finite input.
+    #[must_use]
+    pub fn segment_intersects(&self, a: &Point3<f64>, b: &Point3<f64>) -> bool {
+        if !finite(a) || !finite(b) {
+            return false;
+        }
+        let seg = Seg::new(a, b);
+        let nodes = &self.bvh.nodes;
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if seg.slab(&nodes[0], SLACK_MM).is_none() {
+            return false;
+        }
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    let tri = &self.tris[k as usize];
+                    if watertight_hit(a, &seg.d, tri, 1.0).is_some()
+                        || segment_triangle_distance_sq_no_hit(a, b, tri, f64::MIN_POSITIVE) == 0.0
+                    {
+                        return true;
+                    }
+                }
+            } else {
+                let l = n.first;
+                let hl = seg.slab(&nodes[l as usize], SLACK_MM).is_some();
+                let hr = seg.slab(&nodes[l as usize + 1], SLACK_MM).is_some();
+                match (hl, hr) {
+                    (true, true) => {
+                        stack[sp] = l + 1;
+                        sp += 1;
+                        cur = l;
+                        continue;
+                    }
+                    (true, false) => {
+                        cur = l;
+                        continue;
+                    }
+                    (false, true) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (false, false) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        false
+    }
+
+    /// Indices (into [`BoneSurface::mesh`]) of every triangle whose distance
+    /// to `center` is at most `radius_mm`, ascending, written to `out`
+    /// (cleared first). Nothing for non-finite input or a negative radius.
+    pub fn triangles_in_sphere(&self, center: &Point3<f64>, radius_mm: f64, out: &mut Vec<u32>) {
+        out.clear();
+        if !finite(center) || !(radius_mm >= 0.0) || !radius_mm.is_finite() {
+            return;
+        }
+        let r2 = radius_mm * radius_mm;
+        let nodes = &self.bvh.nodes;
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if point_box_dist_sq(center, &nodes[0]) > r2 {
+            return;
+        }
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    let (q, _) = closest_point_on_triangle_feature(center, &self.tris[k as usize]);
+                    if (center - q).norm_squared() <= r2 {
+                        out.push(self.bvh.order[k as usize]);
+                    }
+                }
+            } else {
+                let l = n.first;
+                let hl = point_box_dist_sq(center, &nodes[l as usize]) <= r2;
+                let hr = point_box_dist_sq(center, &nodes[l as usize + 1]) <= r2;
+                match (hl, hr) {
+                    (true, true) => {
+                        stack[sp] = l + 1;
+                        sp += 1;
+                        cur = l;
+                        continue;
+                    }
+                    (true, false) => {
+                        cur = l;
+                        continue;
+                    }
+                    (false, true) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (false, false) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        out.sort_unstable();
+    }
+}
