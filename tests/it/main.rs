@@ -1,2 +1,5 @@
-fn main() {}
+//! The one integration-test binary: each file is one area.
 mod anatomy;
+mod checker;
+mod data;
+mod planning;
