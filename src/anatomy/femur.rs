@@ -20,18 +20,27 @@
 //!    of seven sections perpendicular to it, 2 to 14 mm beyond the head
 //!    sphere (the neck), fitted through the head centre; four rounds from a
 //!    start at a neck-shaft angle of 125 degrees.
-//! 5. **Side** (when not given). For a whole femur: the condyles bulge
-//!    posterior to the shaft axis; for a proximal-only mesh: the neck axis
-//!    passes anterior to the shaft axis (neck offset 5-8 mm, domain.md §2).
-//!    The condyle cue is used when the mesh reaches 300 mm below the head
-//!    centre and the bulge exceeds 3 mm; otherwise the neck cue when the
-//!    offset exceeds 2 mm; otherwise [`Error::Degenerate`] asks for the side
-//!    (a retroverted proximal femur cannot be sided by this rule: pass the
-//!    side when known).
-//! 6. **Lesser trochanter.** The vertex most prominent along the
-//!    medial-posterior direction `(medial + posterior) / sqrt 2` (normal to
-//!    the shaft) among those 40-90 mm below the head centre and away from
-//!    the neck.
+//! 5. **Lesser trochanter.** With `medial` the neck direction made normal
+//!    to the shaft and `y = shaft x medial`, the vertex most prominent along
+//!    `(medial + posterior) / sqrt 2` (normal to the shaft) among those
+//!    40-90 mm below the head centre and away from the neck, for each of the
+//!    two hypotheses `posterior = +y` and `posterior = -y`.
+//! 6. **Side** (when not given), from three cues, each a vote on whether
+//!    `+y` is posterior (then the femur is a right one, in any pose):
+//!    * the condyles bulge posterior to the shaft axis (centroid of the
+//!      distal 40 mm; whole femurs, i.e. meshes reaching 300 mm below the
+//!      head centre; decisive above 3 mm: 25-33 mm on the real meshes);
+//!    * the lesser trochanter is posteromedial: its prominence under one
+//!      hypothesis exceeds the other's (decisive above 3 mm; 6-19 mm on the
+//!      real meshes);
+//!    * the neck axis passes anterior to the shaft axis (5-8 mm, domain.md
+//!      §2; decisive above 2 mm).
+//!
+//!    The condyles decide when present; otherwise the lesser trochanter and
+//!    the neck, which must not disagree; with no decisive cue, or
+//!    disagreeing ones, [`Error::Degenerate`] (`femur_mesh.side`) asks for
+//!    the side. Pass the side when it is known (a retroverted or unusual
+//!    proximal femur could be mis-sided by these rules).
 //! 7. **Anteversion** (whole femurs only): the angle, in the plane normal to
 //!    the shaft axis, from the posterior condylar line to the neck axis,
 //!    positive when the neck points anterior.
@@ -43,7 +52,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::anatomy::{Axis, HeadNeckFrame};
 use crate::case::Side;
 use crate::error::{Error, Result};
-use crate::geometry::{fit::sorted_eigen, fit_line, fit_sphere, Sphere, TriMesh};
+use crate::geometry::{fit_line, fit_sphere, sorted_eigen, Sphere, TriMesh};
 
 /// Length of each end searched for the head, mm.
 const END_LENGTH_MM: f64 = 80.0;
@@ -53,6 +62,12 @@ const HEAD_RADIUS_RANGE_MM: (f64, f64) = (18.0, 30.0);
 const SHAFT_START_MM: f64 = 85.0;
 /// ... to at most this far, mm.
 const SHAFT_END_MM: f64 = 250.0;
+/// Smallest condyle bulge that decides the side, mm.
+const CONDYLE_CUE_MM: f64 = 3.0;
+/// Smallest lesser-trochanter asymmetry that decides the side, mm.
+const LT_CUE_MM: f64 = 3.0;
+/// Smallest neck offset that decides the side, mm.
+const NECK_CUE_MM: f64 = 2.0;
 /// Distance below the head centre from which the mesh counts as a whole femur
 /// (condyles present), mm.
 const WHOLE_FEMUR_MM: f64 = 300.0;
@@ -86,6 +101,20 @@ pub struct FemurLandmarks {
     pub anteversion_rad: Option<f64>,
     /// The head-neck frame built from the head centre, neck and shaft axes.
     pub frame: HeadNeckFrame,
+    /// Signed distance of the neck axis from the shaft axis along their
+    /// common normal, mm, positive when the neck passes anterior (domain.md
+    /// §2: 5-8 mm anterior). One of the side cues.
+    pub neck_offset_mm: f64,
+    /// Offset of the centroid of the distal 40 mm from the shaft axis, mm,
+    /// positive posterior (the condyles); `None` when the mesh is not a
+    /// whole femur. The other side cue.
+    pub condyle_offset_mm: Option<f64>,
+    /// How much further the most prominent medial point 40-90 mm below the
+    /// head reaches on the posterior side than on the anterior side, mm (the
+    /// lesser trochanter is posteromedial). A side cue.
+    pub lesser_trochanter_asymmetry_mm: f64,
+    /// Smallest neck cross-section area found along the neck axis, mm^2.
+    pub neck_min_area_mm2: f64,
 }
 
 /// One closed cross-section loop.
@@ -218,7 +247,8 @@ fn central_section(mesh: &TriMesh, origin: &Point3<f64>, n: &Vector3<f64>) -> Op
     if let Some(i) = secs.iter().position(|s| polygon_contains(&s.polygon, &o)) {
         return Some(secs.swap_remove(i));
     }
-    secs.into_iter().max_by(|a, b| a.area_mm2.total_cmp(&b.area_mm2))
+    secs.into_iter()
+        .max_by(|a, b| a.area_mm2.total_cmp(&b.area_mm2))
 }
 
 /// Area-weighted outward vertex normals and vertex areas.
@@ -358,7 +388,7 @@ impl FemurLandmarks {
             return Err(Error::too_few("femur_mesh.vertices", 500, verts.len()));
         }
         let vol = mesh.signed_volume_mm3();
-        if !(vol > 0.0) {
+        if !greater(vol, 0.0) {
             return Err(Error::mesh(
                 "femur_mesh",
                 format!("signed volume {vol:.0} mm^3 is not positive: normals must point outward"),
@@ -481,7 +511,10 @@ impl FemurLandmarks {
                 }
             }
             if count < 3 {
-                return Err(Error::degenerate("femur_mesh.neck", "too few neck sections"));
+                return Err(Error::degenerate(
+                    "femur_mesh.neck",
+                    "too few neck sections",
+                ));
             }
             let (_, v) = sorted_eigen(&m);
             let mut nn: Vector3<f64> = v.column(0).into_owned();
@@ -503,44 +536,77 @@ impl FemurLandmarks {
             .filter(|v| (*v - c).dot(&s) < t_min + 40.0)
             .collect();
         let condyle_bulge = if whole && !distal.is_empty() {
-            let cen = distal.iter().fold(Vector3::zeros(), |a, v| a + v.coords) / distal.len() as f64;
+            let cen =
+                distal.iter().fold(Vector3::zeros(), |a, v| a + v.coords) / distal.len() as f64;
             let cen = Point3::from(cen);
             Some((cen - shaft.closest_point(&cen)).dot(&y))
         } else {
             None
         };
         let neck_offset = (c - shaft.point).dot(&y);
-        if std::env::var_os("AVNPLAN_DEBUG_FEMUR").is_some() {
-            eprintln!("femur debug: t_min {t_min:.1} condyle_bulge {condyle_bulge:?} neck_offset {neck_offset:.2} neck_r {neck_radius:.1}");
-        }
+        // 6. Lesser trochanter, for either posterior hypothesis (+y or -y).
+        let lt_search = |posterior: Vector3<f64>| -> Result<(Point3<f64>, f64)> {
+            let dir = (medial + posterior).normalize();
+            let mut lt: Option<(Point3<f64>, f64)> = None;
+            for v in verts {
+                let level = (v - c).dot(&s);
+                if !(-90.0..=-40.0).contains(&level) {
+                    continue;
+                }
+                if neck_axis.distance_mm(v) < neck_radius + 5.0
+                    && neck_axis.coordinate_mm(v) > -(r + 40.0)
+                {
+                    continue;
+                }
+                let prom = (v - shaft.closest_point(v)).dot(&dir);
+                if lt.is_none_or(|(_, p)| prom > p) {
+                    lt = Some((*v, prom));
+                }
+            }
+            lt.ok_or_else(|| {
+                Error::degenerate(
+                    "femur_mesh.lesser_trochanter",
+                    "no vertices 40-90 mm below the head",
+                )
+            })
+        };
+        let lt_pos_y = lt_search(y)?;
+        let lt_neg_y = lt_search(-y)?;
+        // Positive: the medial prominence is on the +y side (posterior for a right femur).
+        let lt_margin = lt_pos_y.1 - lt_neg_y.1;
+        // Each cue as "is +y posterior?" (then the femur is a right one).
+        let condyle_cue = condyle_bulge
+            .filter(|b| b.abs() > CONDYLE_CUE_MM)
+            .map(|b| b > 0.0);
+        let lt_cue = (lt_margin.abs() > LT_CUE_MM).then_some(lt_margin > 0.0);
+        // The neck passes anterior: -y for a right femur.
+        let neck_cue = (neck_offset.abs() > NECK_CUE_MM).then_some(neck_offset < 0.0);
+        let cannot = |why: &str| {
+            Error::degenerate(
+                "femur_mesh.side",
+                format!(
+                    "cannot tell left from right ({why}; condyle bulge {condyle_bulge:?} mm, lesser trochanter asymmetry {lt_margin:.1} mm, neck offset {neck_offset:.1} mm): give the side"
+                ),
+            )
+        };
         let side = match side {
             Some(sd) => sd,
-            None => match condyle_bulge {
-                // y is posterior for a right femur: condyles bulge posterior.
-                Some(b) if b.abs() > 3.0 => {
-                    if b > 0.0 {
-                        Side::Right
-                    } else {
-                        Side::Left
+            None => {
+                let plus_y_posterior = match (condyle_cue, lt_cue, neck_cue) {
+                    (Some(c), _, _) => c,
+                    (None, Some(l), Some(n)) if l != n => {
+                        return Err(cannot("the proximal cues disagree"))
                     }
+                    (None, Some(l), _) => l,
+                    (None, None, Some(n)) => n,
+                    (None, None, None) => return Err(cannot("no cue is strong enough")),
+                };
+                if plus_y_posterior {
+                    Side::Right
+                } else {
+                    Side::Left
                 }
-                _ if neck_offset.abs() > 2.0 => {
-                    // The neck passes anterior: -y for a right femur.
-                    if neck_offset < 0.0 {
-                        Side::Right
-                    } else {
-                        Side::Left
-                    }
-                }
-                _ => {
-                    return Err(Error::degenerate(
-                        "femur_mesh.side",
-                        format!(
-                            "cannot tell left from right (condyle bulge {condyle_bulge:?} mm, neck offset {neck_offset:.1} mm): give the side"
-                        ),
-                    ))
-                }
-            },
+            }
         };
         let frame = HeadNeckFrame::new(c, &x, &s, side)?;
         let anterior = frame.anterior().into_inner();
@@ -548,25 +614,11 @@ impl FemurLandmarks {
             let p = -(anterior - s * anterior.dot(&s));
             p.normalize()
         };
-        // 6. Lesser trochanter.
-        let dir = (medial + posterior_perp).normalize();
-        let mut lt: Option<(Point3<f64>, f64)> = None;
-        for v in verts {
-            let level = (v - c).dot(&s);
-            if !(-90.0..=-40.0).contains(&level) {
-                continue;
-            }
-            if neck_axis.distance_mm(v) < neck_radius + 5.0 && neck_axis.coordinate_mm(v) > -(r + 40.0) {
-                continue;
-            }
-            let prom = (v - shaft.closest_point(v)).dot(&dir);
-            if lt.is_none_or(|(_, p)| prom > p) {
-                lt = Some((*v, prom));
-            }
-        }
-        let (lt_pt, _) = lt.ok_or_else(|| {
-            Error::degenerate("femur_mesh.lesser_trochanter", "no vertices 40-90 mm below the head")
-        })?;
+        let (lt_pt, _) = if posterior_perp.dot(&y) > 0.0 {
+            lt_pos_y
+        } else {
+            lt_neg_y
+        };
         let lt_level = shaft.coordinate_mm(&lt_pt);
         // 7. Anteversion from the posterior condylar line.
         let anteversion_rad = if whole && distal.len() > 10 {
@@ -591,7 +643,8 @@ impl FemurLandmarks {
                     let k = pm - pl;
                     let k = k - s * k.dot(&s);
                     k.try_normalize(1e-9).map(|k| {
-                        let a_perp = (anterior - k * anterior.dot(&k) - s * anterior.dot(&s)).normalize();
+                        let a_perp =
+                            (anterior - k * anterior.dot(&k) - s * anterior.dot(&s)).normalize();
                         let xp = x - s * x.dot(&s);
                         xp.dot(&a_perp).atan2(xp.dot(&k))
                     })
@@ -612,6 +665,25 @@ impl FemurLandmarks {
             neck_shaft_angle_rad: nsa,
             anteversion_rad,
             frame,
+            // y is posterior for a right femur, anterior for a left one.
+            neck_offset_mm: match side {
+                Side::Right => -neck_offset,
+                Side::Left => neck_offset,
+            },
+            condyle_offset_mm: condyle_bulge.map(|b| match side {
+                Side::Right => b,
+                Side::Left => -b,
+            }),
+            lesser_trochanter_asymmetry_mm: match side {
+                Side::Right => lt_margin,
+                Side::Left => -lt_margin,
+            },
+            neck_min_area_mm2: neck_area_min,
         })
     }
+}
+
+/// `a > b`, false when either is NaN (negated, it also catches NaN).
+fn greater(a: f64, b: f64) -> bool {
+    a > b
 }

@@ -89,14 +89,19 @@ impl HeadNeckFrame {
         shaft_direction: &Vector3<f64>,
         side: Side,
     ) -> Result<Self> {
-        ensure_finite("head_neck_frame.head_center_mm", head_center.coords.as_slice())?;
+        ensure_finite(
+            "head_neck_frame.head_center_mm",
+            head_center.coords.as_slice(),
+        )?;
         ensure_finite("head_neck_frame.neck_direction", neck_direction.as_slice())?;
-        ensure_finite("head_neck_frame.shaft_direction", shaft_direction.as_slice())?;
+        ensure_finite(
+            "head_neck_frame.shaft_direction",
+            shaft_direction.as_slice(),
+        )?;
         let x = Unit::try_new(*neck_direction, 1e-12)
             .ok_or_else(|| Error::invalid("head_neck_frame.neck_direction", "must not be zero"))?;
-        let s = Unit::try_new(*shaft_direction, 1e-12).ok_or_else(|| {
-            Error::invalid("head_neck_frame.shaft_direction", "must not be zero")
-        })?;
+        let s = Unit::try_new(*shaft_direction, 1e-12)
+            .ok_or_else(|| Error::invalid("head_neck_frame.shaft_direction", "must not be zero"))?;
         let zr = s.into_inner() - x.into_inner() * s.dot(&x);
         if zr.norm() < 1f64.to_radians().sin() {
             return Err(Error::degenerate(
@@ -240,13 +245,20 @@ mod tests {
             Side::Left,
         )
         .unwrap();
-        for &(c, s) in &[(0.3, -0.4), (-1.2, 0.9), (2.0, 2.5), (-2.9, 1.7), (0.0, 0.0)] {
+        for &(c, s) in &[
+            (0.3, -0.4),
+            (-1.2, 0.9),
+            (2.0, 2.5),
+            (-2.9, 1.7),
+            (0.0, 0.0),
+        ] {
             let d = f.direction_from_kerboul_rad(c, s);
             let (c2, s2) = f.kerboul_angles_rad(&(f.origin() + d.into_inner() * 10.0));
             assert_relative_eq!(c, c2, epsilon = 1e-12);
             assert_relative_eq!(s, s2, epsilon = 1e-12);
         }
-        assert!(HeadNeckFrame::new(Point3::origin(), &Vector3::z(), &Vector3::z(), Side::Left)
-            .is_err());
+        assert!(
+            HeadNeckFrame::new(Point3::origin(), &Vector3::z(), &Vector3::z(), Side::Left).is_err()
+        );
     }
 }

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::anatomy::HeadNeckFrame;
 use crate::case::Kerboul;
 use crate::error::{ensure_finite, ensure_positive, Error, Result};
-use crate::geometry::{fit::sorted_eigen, Ellipsoid, Sphere, TriMesh};
+use crate::geometry::{sorted_eigen, Ellipsoid, Sphere, TriMesh};
 
 /// Largest triangle count of a lesion mesh (inside tests loop over all
 /// triangles, so lesion meshes must stay small).
@@ -136,10 +136,13 @@ impl LesionMesh {
             let s = pa + pb + pc;
             v += vt;
             m1 += s * (vt / 4.0);
-            m2 += (pa * pa.transpose() + pb * pb.transpose() + pc * pc.transpose() + s * s.transpose())
+            m2 += (pa * pa.transpose()
+                + pb * pb.transpose()
+                + pc * pc.transpose()
+                + s * s.transpose())
                 * (vt / 20.0);
         }
-        if !(v > 0.0) {
+        if !greater(v, 0.0) {
             return Err(Error::mesh(
                 "lesion.mesh",
                 format!("signed volume is {v:.3} mm^3: it must be > 0 (normals pointing outward)"),
@@ -196,7 +199,11 @@ impl LesionMesh {
             for (k, (i0, i1)) in [(ib, ic), (ic, ia), (ia, ib)].into_iter().enumerate() {
                 // Canonical order: the lower vertex index first, so that both
                 // triangles sharing an edge compute the same number.
-                let (u, v, flip) = if i0 < i1 { (i0, i1, 1.0) } else { (i1, i0, -1.0) };
+                let (u, v, flip) = if i0 < i1 {
+                    (i0, i1, 1.0)
+                } else {
+                    (i1, i0, -1.0)
+                };
                 let (pu, pv) = (vs[u as usize], vs[v as usize]);
                 let e = (pv.x - pu.x) * (y - pu.y) - (pv.y - pu.y) * (x - pu.x);
                 let wk = e * flip * sign;
@@ -272,7 +279,7 @@ impl Lesion {
         ensure_positive("kerboul.depth_mm", spec.depth_mm)?;
         let head = Sphere::new(head.center, head.radius_mm)?;
         let l = Lesion::Kerboul { head, frame, spec };
-        if !(l.volume_ml() > 0.0) {
+        if !greater(l.volume_ml(), 0.0) {
             return Err(Error::degenerate(
                 "kerboul",
                 "the coronal and sagittal arcs select no direction (one within 90 degrees of the superior pole, the other beyond)",
@@ -364,7 +371,7 @@ impl Lesion {
     #[must_use]
     pub fn head_fraction(&self, head: &Sphere) -> f64 {
         let hv = head.volume_ml();
-        if !(hv > 0.0) {
+        if !greater(hv, 0.0) {
             return 0.0;
         }
         let inside_head = match self {
@@ -391,7 +398,7 @@ impl Lesion {
         let lo = lo.sup(&(head.center - r));
         let hi = hi.inf(&(head.center + r));
         let ext = hi - lo;
-        if ext.iter().any(|&e| !(e > 0.0)) {
+        if ext.iter().any(|&e| !greater(e, 0.0)) {
             return 0.0;
         }
         let h = ext / N as f64;
@@ -509,7 +516,7 @@ impl Lesion {
             return out;
         }
         let (lo, hi) = self.bounds_mm();
-        if (hi - lo).iter().any(|&e| !(e > 0.0)) {
+        if (hi - lo).iter().any(|&e| !greater(e, 0.0)) {
             return out;
         }
         let max_draws = n.saturating_mul(1000).saturating_add(100_000);
@@ -556,7 +563,11 @@ impl Lesion {
 /// Outer and inner radius of the Kerboul shell, mm.
 fn shell(head: &Sphere, spec: &Kerboul) -> (f64, f64) {
     let r = head.radius_mm.max(0.0);
-    let depth = if spec.depth_mm.is_finite() { spec.depth_mm.max(0.0) } else { 0.0 };
+    let depth = if spec.depth_mm.is_finite() {
+        spec.depth_mm.max(0.0)
+    } else {
+        0.0
+    };
     (r, (r - depth).max(0.0))
 }
 
@@ -643,7 +654,12 @@ fn gauss_legendre_16() -> ([f64; 16], [f64; 16]) {
 /// `(int dOmega, int d dOmega, int d d^T dOmega)`.
 type Angular = (f64, Vector3<f64>, Matrix3<f64>);
 
-fn angular_moments_rect(c: [f64; 2], s: [f64; 2], gl: &([f64; 16], [f64; 16]), depth: u32) -> Angular {
+fn angular_moments_rect(
+    c: [f64; 2],
+    s: [f64; 2],
+    gl: &([f64; 16], [f64; 16]),
+    depth: u32,
+) -> Angular {
     let singular = |t: f64| t.cos().abs() < 1e-12;
     let corner = [(0, 0), (0, 1), (1, 0), (1, 1)]
         .into_iter()
@@ -697,7 +713,7 @@ fn kerboul_moments(head: &Sphere, frame: &HeadNeckFrame, spec: &Kerboul) -> Mome
     }
     let (r, rho) = shell(head, spec);
     let v = ang.0 * (r.powi(3) - rho.powi(3)) / 3.0;
-    if !(v > 0.0) {
+    if !greater(v, 0.0) {
         return Moments {
             volume_mm3: 0.0,
             centroid: head.center,
@@ -721,7 +737,11 @@ fn kerboul_moments(head: &Sphere, frame: &HeadNeckFrame, spec: &Kerboul) -> Mome
     }
 }
 
-fn kerboul_bounds(head: &Sphere, frame: &HeadNeckFrame, spec: &Kerboul) -> (Point3<f64>, Point3<f64>) {
+fn kerboul_bounds(
+    head: &Sphere,
+    frame: &HeadNeckFrame,
+    spec: &Kerboul,
+) -> (Point3<f64>, Point3<f64>) {
     const K: usize = 64;
     let (r, rho) = shell(head, spec);
     let mut pts: Vec<Point3<f64>> = Vec::new();
@@ -732,7 +752,8 @@ fn kerboul_bounds(head: &Sphere, frame: &HeadNeckFrame, spec: &Kerboul) -> (Poin
         max_step = max_step.max(hc + hs);
         for i in 0..=K {
             for j in 0..=K {
-                let d = frame.direction_from_kerboul_rad(c[0] + i as f64 * hc, s[0] + j as f64 * hs);
+                let d =
+                    frame.direction_from_kerboul_rad(c[0] + i as f64 * hc, s[0] + j as f64 * hs);
                 add(head.center + d.into_inner() * r);
                 add(head.center + d.into_inner() * rho);
             }
@@ -768,6 +789,11 @@ fn kerboul_bounds(head: &Sphere, frame: &HeadNeckFrame, spec: &Kerboul) -> (Poin
     (lo - Vector3::repeat(pad), hi + Vector3::repeat(pad))
 }
 
+/// `a > b`, false when either is NaN (negated, it also catches NaN).
+fn greater(a: f64, b: f64) -> bool {
+    a > b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,7 +823,10 @@ mod tests {
             .sum();
         assert_relative_eq!(omega, 4.0 * std::f64::consts::PI, epsilon = 1e-12);
         // One octant: coronal [0, 90] x sagittal [0, 90] = pi / 2.
-        let o = solid_angle([0.0, std::f64::consts::FRAC_PI_2], [0.0, std::f64::consts::FRAC_PI_2]);
+        let o = solid_angle(
+            [0.0, std::f64::consts::FRAC_PI_2],
+            [0.0, std::f64::consts::FRAC_PI_2],
+        );
         assert_relative_eq!(o, std::f64::consts::FRAC_PI_2, epsilon = 1e-12);
     }
 
@@ -880,11 +909,27 @@ mod tests {
     fn mesh_lesion_cube_moments_and_inside() {
         // Cube [0, 2]^3 built with shared-vertex diagonals (rays hit edges).
         let v: Vec<_> = (0..8)
-            .map(|i| Point3::new(2.0 * (i & 1) as f64, 2.0 * ((i >> 1) & 1) as f64, 2.0 * ((i >> 2) & 1) as f64))
+            .map(|i| {
+                Point3::new(
+                    2.0 * (i & 1) as f64,
+                    2.0 * ((i >> 1) & 1) as f64,
+                    2.0 * ((i >> 2) & 1) as f64,
+                )
+            })
             .collect();
         let t = vec![
-            [0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
-            [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5],
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
         ];
         let m = LesionMesh::new(TriMesh::new(v.clone(), t.clone()).unwrap()).unwrap();
         let l = Lesion::Mesh(m);
@@ -896,7 +941,11 @@ mod tests {
         assert!(!l.contains(&Point3::new(1.0, 1.0, 2.5)));
         let e = l.equivalent_ellipsoid();
         // Cube variance 4/12 per axis -> semi-axis sqrt(5/3).
-        assert_relative_eq!(e.semi_axes_mm, Vector3::repeat((5.0f64 / 3.0).sqrt()), epsilon = 1e-9);
+        assert_relative_eq!(
+            e.semi_axes_mm,
+            Vector3::repeat((5.0f64 / 3.0).sqrt()),
+            epsilon = 1e-9
+        );
         let mut g = Vec::new();
         l.grid_points(0.5, &mut g);
         // Lattice 0, 0.5, .. 2 in each axis; the half-open rule keeps 4 per axis in z.
@@ -913,7 +962,11 @@ mod tests {
         let head = Sphere::new(Point3::origin(), 23.0).unwrap();
         let e = Ellipsoid::sphere(Point3::new(0.0, 0.0, 10.0), 5.0).unwrap();
         let l = Lesion::Ellipsoid(e);
-        assert_relative_eq!(l.head_fraction(&head), (5.0f64 / 23.0).powi(3), epsilon = 1e-12);
+        assert_relative_eq!(
+            l.head_fraction(&head),
+            (5.0f64 / 23.0).powi(3),
+            epsilon = 1e-12
+        );
         // A sphere of radius 23 centred on the head surface: the lens is
         // 5/16 of a sphere's volume (two caps of height r/2).
         let s = Lesion::Ellipsoid(Ellipsoid::sphere(Point3::new(0.0, 0.0, 23.0), 23.0).unwrap());

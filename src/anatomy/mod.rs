@@ -11,8 +11,8 @@
 //! * [`Lesion`]: ellipsoid, closed mesh or Kerboul lesion, with inside test,
 //!   volume, head fraction and sampling.
 
-pub mod frame;
 mod femur;
+pub mod frame;
 mod lesion;
 
 pub use femur::FemurLandmarks;

@@ -103,10 +103,7 @@ impl Axis {
     /// Angle between the two directions, radians in `[0, pi]`.
     #[must_use]
     pub fn angle_to_rad(&self, other: &Axis) -> f64 {
-        self.direction
-            .dot(&other.direction)
-            .clamp(-1.0, 1.0)
-            .acos()
+        self.direction.dot(&other.direction).clamp(-1.0, 1.0).acos()
     }
 }
 
@@ -185,7 +182,7 @@ pub fn fit_sphere(points: &[Point3<f64>]) -> Result<(Sphere, f64)> {
     check_points3(WHAT, points, 4)?;
     let (mean, cov) = mean_and_covariance(points);
     let (vals, _) = sorted_eigen(&cov);
-    if !(vals[2] > FLATNESS_TOLERANCE * vals[0]) || vals[0] <= 0.0 {
+    if !greater(vals[2], FLATNESS_TOLERANCE * vals[0]) || vals[0] <= 0.0 {
         return Err(Error::degenerate(
             WHAT,
             "the points are coplanar or collinear: the sphere is not determined",
@@ -299,7 +296,7 @@ pub fn fit_line(points: &[Point3<f64>]) -> Result<Axis> {
     check_points3(WHAT, points, 2)?;
     let (mean, cov) = mean_and_covariance(points);
     let (vals, vecs) = sorted_eigen(&cov);
-    if !(vals[0] > 0.0) {
+    if !greater(vals[0], 0.0) {
         return Err(Error::degenerate(WHAT, "all points coincide"));
     }
     let mut d: Vector3<f64> = vecs.column(0).into_owned();
@@ -350,7 +347,7 @@ pub fn fit_circle_2d(points: &[Point2<f64>]) -> Result<(Point2<f64>, f64, f64)> 
     }) / n;
     let ev = cov.symmetric_eigenvalues();
     let (lo, hi) = (ev.min(), ev.max());
-    if !(hi > 0.0) || !(lo > FLATNESS_TOLERANCE * hi) {
+    if !greater(hi, 0.0) || !greater(lo, FLATNESS_TOLERANCE * hi) {
         return Err(Error::degenerate(WHAT, "the points are collinear"));
     }
     let scale = hi.sqrt();
@@ -429,6 +426,11 @@ pub fn fit_circle_2d(points: &[Point2<f64>]) -> Result<(Point2<f64>, f64, f64)> 
     Ok((center, radius, rms))
 }
 
+/// `a > b`, false when either is NaN (negated, it also catches NaN).
+fn greater(a: f64, b: f64) -> bool {
+    a > b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,9 +491,7 @@ mod tests {
 
     #[test]
     fn line_orientation_follows_order() {
-        let pts: Vec<_> = (0..4)
-            .map(|i| Point3::new(0.0, 0.0, -(i as f64)))
-            .collect();
+        let pts: Vec<_> = (0..4).map(|i| Point3::new(0.0, 0.0, -(i as f64))).collect();
         let a = fit_line(&pts).unwrap();
         assert_relative_eq!(a.direction.z, -1.0, epsilon = 1e-12);
         assert!(fit_line(&[Point3::origin(), Point3::origin()]).is_err());
@@ -500,7 +500,9 @@ mod tests {
 
     #[test]
     fn circle_degenerate_and_arc() {
-        let line: Vec<_> = (0..5).map(|i| Point2::new(i as f64, 2.0 * i as f64)).collect();
+        let line: Vec<_> = (0..5)
+            .map(|i| Point2::new(i as f64, 2.0 * i as f64))
+            .collect();
         assert!(matches!(
             fit_circle_2d(&line),
             Err(Error::Degenerate { .. })
@@ -520,7 +522,11 @@ mod tests {
     #[test]
     fn axis_helpers() {
         let a = Axis::new(Point3::origin(), Vector3::new(1.0, 1.0, 0.0)).unwrap();
-        assert_relative_eq!(a.angle_to_rad(&a.reversed()), std::f64::consts::PI, epsilon = 1e-7);
+        assert_relative_eq!(
+            a.angle_to_rad(&a.reversed()),
+            std::f64::consts::PI,
+            epsilon = 1e-7
+        );
         assert!(Axis::new(Point3::origin(), Vector3::zeros()).is_err());
         let iso = Isometry3::new(Vector3::new(1.0, 2.0, 3.0), Vector3::new(0.1, 0.2, 0.3));
         let b = a.transformed(&iso);

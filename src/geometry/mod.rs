@@ -22,6 +22,7 @@ pub use distance::{
     closest_point_on_triangle, segment_intersects_triangle, segment_triangle_distance_sq,
 };
 pub use ellipsoid::Ellipsoid;
+pub(crate) use fit::sorted_eigen;
 pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
 pub use implicit::{mesh_implicit, MAX_IMPLICIT_GRID_POINTS};
 pub use mesh::{TriMesh, MAX_TRIANGLES};

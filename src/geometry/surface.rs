@@ -19,9 +19,12 @@
 //!   threshold from the triangle's bounding sphere, and stops at the first
 //!   triangle closer than the threshold. The answer equals the exact
 //!   comparison `segment_distance_mm(a, b) >= threshold_mm`.
-//! * Exact segment distance ([`BoneSurface::segment_distance_mm`]): branch and
-//!   bound with true lower bounds (segment-to-bounding-sphere distance and the
-//!   inflated slab test against the best distance so far).
+//! * Exact segment distance ([`BoneSurface::segment_distance_mm`]): a
+//!   crossing test first (distance 0), then branch and bound with true lower
+//!   bounds (segment to the node's circumscribed sphere, and the slab test
+//!   against the box inflated by the best distance so far), started below
+//!   growing caps (4, 16, 64 mm, unbounded) so that pruning bites from the
+//!   first node; a result below the cap is exact.
 //! * Rays ([`BoneSurface::first_hit`], [`BoneSurface::ray_crossings`]):
 //!   watertight ray/triangle tests (see [`crate::geometry::segment_intersects_triangle`]).
 //!
@@ -197,7 +200,7 @@ impl Seg {
     fn node_lower_bound(&self, n: &Node) -> f64 {
         let c = (n.lo + n.hi) * 0.5;
         let rad = (n.hi - n.lo).norm() * 0.5;
-        (self.dist_sq(&c).sqrt() - rad).max(0.0)
+        (self.dist_sq(&c).sqrt() - rad - SLACK_MM).max(0.0)
     }
 }
 
@@ -744,8 +747,28 @@ impl BoneSurface {
         }
         let seg = Seg::new(a, b);
         let nodes = &self.bvh.nodes;
-        let mut best_sq = f64::INFINITY;
-        let mut best = f64::INFINITY;
+        // Crossing segments (distance 0) are found fastest by a ray-like
+        // traversal of the boxes the segment passes through.
+        if self.segment_intersects(a, b) {
+            return 0.0;
+        }
+        // Branch and bound below growing caps: with a cap the slab test prunes
+        // from the start (as in the decision); a result below the cap is exact.
+        for cap in [4.0, 16.0, 64.0, f64::INFINITY] {
+            let d = self.distance_below(&seg, a, b, cap);
+            if d < cap {
+                return d;
+            }
+        }
+        f64::INFINITY
+    }
+
+    /// Exact distance from the segment to the surface if it is below `cap`,
+    /// else `cap` (branch and bound started with `cap` as the best bound).
+    fn distance_below(&self, seg: &Seg, a: &Point3<f64>, b: &Point3<f64>, cap: f64) -> f64 {
+        let nodes = &self.bvh.nodes;
+        let mut best = cap;
+        let mut best_sq = cap * cap;
         let mut stack = [(0u32, 0.0f64); STACK_SIZE];
         let mut sp = 0;
         let mut cur = (0u32, seg.node_lower_bound(&nodes[0]));
@@ -783,7 +806,7 @@ impl BoneSurface {
                     let mut m = 0;
                     for c in [l, l + 1] {
                         let cn = &nodes[c as usize];
-                        if best.is_finite() && seg.slab(cn, r).is_none() {
+                        if seg.slab(cn, r).is_none() {
                             continue;
                         }
                         let lbc = seg.node_lower_bound(cn);
@@ -843,7 +866,9 @@ impl BoneSurface {
         if threshold_mm == f64::INFINITY {
             return false;
         }
-        let thr_sq = threshold_mm * threshold_mm;
+        // Slightly above threshold^2 so that no d^2 with sqrt(d^2) < threshold
+        // escapes the early exit through rounding.
+        let thr_sq_hi = threshold_mm * threshold_mm * (1.0 + 1e-12);
         let r = threshold_mm * (1.0 + 1e-12) + SLACK_MM;
         let seg = Seg::new(a, b);
         let nodes = &self.bvh.nodes;
@@ -863,10 +888,21 @@ impl BoneSurface {
                         continue;
                     }
                     let tri = &self.tris[k as usize];
-                    if watertight_hit(a, &seg.d, tri, 1.0).is_some()
-                        || segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq) < thr_sq
-                    {
+                    if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
                         return false;
+                    }
+                    let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq_hi);
+                    if d2 < thr_sq_hi {
+                        // Decide on the same rounded value as segment_distance_mm:
+                        // sqrt(min d^2) < threshold.
+                        let m = if d2.sqrt() < threshold_mm {
+                            d2
+                        } else {
+                            segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)
+                        };
+                        if m.sqrt() < threshold_mm {
+                            return false;
+                        }
                     }
                 }
             } else {

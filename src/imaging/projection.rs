@@ -172,6 +172,32 @@ impl Projection {
         Self::from_matrix(&p)
     }
 
+    /// Explicit detector geometry (contract form 2) of this projection, with
+    /// the detector plane at `detector_depth_mm` from the source along the
+    /// viewing axis.
+    ///
+    /// A projection fixes only the ratio of the source to detector distance
+    /// to the pixel spacing; every depth gives the same projection, with
+    /// pixel steps proportional to the depth. With [`super::Intrinsics`]
+    /// `fu`, the `u` step is `detector_depth_mm / fu` mm, so the depth for a
+    /// known column spacing `s` mm is `fu s`. `Projection::from_geometry` of
+    /// the result gives back this projection.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming `detector_depth_mm` unless it is finite and
+    /// `> 0`.
+    pub fn detector_geometry(&self, detector_depth_mm: f64) -> Result<super::DetectorGeometry> {
+        crate::error::ensure_positive("detector_depth_mm", detector_depth_mm)?;
+        // Pixel (u, v) on the plane w = D sits at S + D M^-1 [u, v, 1]^T.
+        let a = self.m_inv * detector_depth_mm;
+        Ok(super::DetectorGeometry {
+            source_mm: self.source,
+            detector_origin_mm: self.source + a.column(2),
+            u_axis_mm: a.column(0).into_owned(),
+            v_axis_mm: a.column(1).into_owned(),
+        })
+    }
+
     /// The normalised 3x4 matrix (third row's first three entries of unit
     /// norm, `w > 0` in front of the source).
     #[must_use]

@@ -513,7 +513,7 @@ pub fn rotation_from_rows(field: &str, rows: &[[f64; 3]; 3]) -> Result<Rotation3
     let m = Matrix3::from_fn(|i, j| rows[i][j]);
     ensure_finite(field, m.as_slice())?;
     let err = (m * m.transpose() - Matrix3::identity()).amax();
-    if !(err <= ROTATION_TOLERANCE) {
+    if err.is_nan() || err > ROTATION_TOLERANCE {
         return Err(Error::invalid(
             field,
             format!("must be orthonormal within 1e-6 (off by {err:.1e})"),
@@ -854,7 +854,7 @@ impl KerboulWire {
             ("sagittal_arc_deg", self.sagittal_arc_deg),
         ] {
             let f = format!("lesion.kerboul.{name}");
-            if !(arc[0] < arc[1]) {
+            if arc[0].is_nan() || arc[1].is_nan() || arc[0] >= arc[1] {
                 return Err(Error::invalid(f, "must be [from, to] with from < to"));
             }
             if arc[1] - arc[0] > 180.0 {

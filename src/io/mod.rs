@@ -10,6 +10,7 @@
 //! | needle, check | `avnplan.needle/1`, `avnplan.check/1` | [`needle`] | input / output of `check` |
 //! | registration | `avnplan.registration/1` | [`registration`] | output of `register` |
 //! | dicom info | `avnplan.dicom-info/1` | [`dicom_info`] | output of `dicom-info` |
+//! | fiducials, calibration | `avnplan.fiducials/1`, `avnplan.calibration/1` | [`fiducials`] | input / output of `calibrate` ([`fiducials::calibrate_file`]) |
 //! | meshes | STL (binary, ASCII), OBJ, PLY | [`mesh`] | input: [`mesh::load_mesh`] (checked and repaired by [`mesh::repair_and_check`]); output: [`mesh::write_stl`], [`mesh::write_obj`] |
 //!
 //! [`json`] holds the strict reader every input goes through (byte-order
@@ -63,3 +64,5 @@ pub mod registration;
 pub use case::{case_to_file, load_case, CaseFile};
 pub use json::{from_json_bytes, one_line_error, read_json, to_json_string, write_json_atomic};
 pub use plan::{load_plan, PlanFile};
+
+pub mod fiducials;

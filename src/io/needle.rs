@@ -74,14 +74,14 @@ impl NeedleFile {
                 .map(|(i, v)| (format!("views[{i}].name"), v.name.as_str())),
         )?;
         for (i, v) in self.views.iter().enumerate() {
-            if !(dist_px(&v.shaft_px[0], &v.shaft_px[1]) > 0.0) {
+            if dist_px(&v.shaft_px[0], &v.shaft_px[1]) <= 0.0 {
                 return Err(Error::invalid(
                     format!("views[{i}].shaft_px"),
                     "the two points must differ",
                 ));
             }
             for k in 0..2 {
-                if !(dist_px(&v.shaft_px[k], &v.tip_px) > 0.0) {
+                if dist_px(&v.shaft_px[k], &v.tip_px) <= 0.0 {
                     return Err(Error::invalid(
                         format!("views[{i}].shaft_px[{k}]"),
                         "must differ from tip_px (a point away from the tip)",

@@ -179,13 +179,13 @@ impl PlanFile {
                 .map(|k| (t.tip_mm[k] - t.entry_mm[k]).powi(2))
                 .sum::<f64>()
                 .sqrt();
-            if !(d > 0.0) {
+            if d.is_nan() || d <= 0.0 {
                 return Err(Error::invalid(
                     format!("trajectories[{i}].tip_mm"),
                     "must differ from entry_mm",
                 ));
             }
-            if !(t.length_mm > 0.0) {
+            if t.length_mm.is_nan() || t.length_mm <= 0.0 {
                 return Err(Error::invalid(
                     format!("trajectories[{i}].length_mm"),
                     "must be > 0",

@@ -13,7 +13,13 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const DATA: &str = "/work/shared/data/femur";
+/// Where the real femur meshes are: `$AVNPLAN_FEMUR_DIR` (set by CI), else
+/// `../shared/data/femur` beside the crate.
+fn data_dir() -> std::path::PathBuf {
+    std::env::var_os("AVNPLAN_FEMUR_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/femur"))
+}
 
 /// Bounded physical ranges for the strategies.
 mod strategies {
@@ -67,7 +73,14 @@ fn load_stl(path: &Path) -> TriMesh {
 
 /// The named real femur, or `None` (with a message) when the data is absent.
 fn real_femur(name: &str) -> Option<TriMesh> {
-    let p = Path::new(DATA).join(name).join("femur_r.stl");
+    let mut p = data_dir().join(name).join("femur_r.stl");
+    if !p.exists() {
+        // The crate may sit directly beside shared/ (CI) or one level deeper (worktrees).
+        p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/femur")
+            .join(name)
+            .join("femur_r.stl");
+    }
     if !p.exists() {
         eprintln!("skipping: {} not found", p.display());
         return None;
@@ -78,7 +91,10 @@ fn real_femur(name: &str) -> Option<TriMesh> {
 /// The mesh mirrored x -> -x with flipped winding (a left femur).
 fn mirrored(m: &TriMesh) -> TriMesh {
     let mut out = TriMesh::new(
-        m.vertices.iter().map(|v| Point3::new(-v.x, v.y, v.z)).collect(),
+        m.vertices
+            .iter()
+            .map(|v| Point3::new(-v.x, v.y, v.z))
+            .collect(),
         m.triangles.clone(),
     )
     .unwrap();
@@ -113,7 +129,7 @@ fn proximal_part(m: &TriMesh, head: &Point3<f64>, axis: &Vector3<f64>, len_mm: f
 fn print_row(name: &str, lm: &FemurLandmarks, secs: f64) {
     let c = lm.head.center;
     println!(
-        "| {name:<22} | [{:7.1}, {:7.1}, {:7.1}] | {:5.2} | {:4.2} | {:6.1} | {:>6} | {:6.1} | {:?} | {:5.2} |",
+        "| {name:<24} | [{:7.1}, {:7.1}, {:7.1}] | {:5.2} | {:4.2} | {:6.1} | {:>6} | {:6.1} | {:5.1} | {:>5} | {:5.1} | {:?} | {:5.2} |",
         c.x,
         c.y,
         c.z,
@@ -123,14 +139,18 @@ fn print_row(name: &str, lm: &FemurLandmarks, secs: f64) {
         lm.anteversion_rad
             .map_or("-".to_string(), |a| format!("{:.1}", a.to_degrees())),
         lm.lesser_trochanter_level_mm,
+        lm.neck_offset_mm,
+        lm.condyle_offset_mm
+            .map_or("-".to_string(), |a| format!("{a:.1}")),
+        lm.lesser_trochanter_asymmetry_mm,
         lm.side,
         secs
     );
 }
 
 fn header() {
-    println!("| mesh                   | head centre mm              | r mm  | rms  | NSA deg | AV deg | LT lvl | side  | time s |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| mesh | head centre mm | r mm | rms mm | NSA deg | AV deg | LT level mm | neck ant. mm | condyles post. mm | LT post. mm | side | time s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn landmarks_timed(m: &TriMesh, side: Option<Side>) -> (FemurLandmarks, f64) {
@@ -202,6 +222,39 @@ fn real_femurs_landmarks_table() {
         print_row("TLEM2 mirrored (left)", &lmm, t);
         assert_eq!(lmm.side, Side::Left);
         check_plausible(&lmm);
+        for len in [150.0, 120.0] {
+            let prox = proximal_part(m, &lm.head.center, &lm.shaft_axis.direction, len);
+            let (lmp, t) = landmarks_timed(&prox, None);
+            print_row(&format!("TLEM2 proximal {len} mm"), &lmp, t);
+            assert_eq!(lmp.side, Side::Right);
+            assert!((lmp.head.center - lm.head.center).norm() < 0.5);
+            check_plausible(&lmp);
+            let (lmq, t) = landmarks_timed(&mirrored(&prox), None);
+            print_row(&format!("TLEM2 prox. {len} mirrored"), &lmq, t);
+            assert_eq!(lmq.side, Side::Left);
+            check_plausible(&lmq);
+        }
+        // A given side is used as is (the frame's anterior follows it).
+        let (forced, _) = landmarks_timed(m, Some(Side::Left));
+        assert_eq!(forced.side, Side::Left);
+        assert_relative_eq!(
+            forced.frame.anterior().into_inner(),
+            -lm.frame.anterior().into_inner(),
+            epsilon = 1e-9
+        );
+        // Too short for a shaft axis: a typed error naming the shaft.
+        let stub = proximal_part(m, &lm.head.center, &lm.shaft_axis.direction, 90.0);
+        match FemurLandmarks::from_mesh(&stub, None) {
+            Err(avnplan::Error::Degenerate { what, .. }) => assert_eq!(what, "femur_mesh.shaft"),
+            other => panic!("expected a shaft error, got {other:?}"),
+        }
+        // Inside-out mesh: a mesh error.
+        let mut inv = m.clone();
+        inv.flip_orientation();
+        assert!(matches!(
+            FemurLandmarks::from_mesh(&inv, None),
+            Err(avnplan::Error::Mesh { .. })
+        ));
     }
 }
 
@@ -284,10 +337,19 @@ fn head_neck_frame_pins_lps_axes() {
         epsilon = 1e-12
     );
     assert_relative_eq!(r.anterior().into_inner(), -r.y_axis().into_inner());
-    assert!(r.z_axis().z > 0.8 && r.z_axis().x < 0.0, "superior, tilted lateral");
+    assert!(
+        r.z_axis().z > 0.8 && r.z_axis().x < 0.0,
+        "superior, tilted lateral"
+    );
     // Left femur: the mirror image (x -> -x).
     let nl = Vector3::new(-neck.x, neck.y, neck.z);
-    let l = HeadNeckFrame::new(Point3::new(80.0, 10.0, 900.0), &nl, &Vector3::z(), Side::Left).unwrap();
+    let l = HeadNeckFrame::new(
+        Point3::new(80.0, 10.0, 900.0),
+        &nl,
+        &Vector3::z(),
+        Side::Left,
+    )
+    .unwrap();
     assert_relative_eq!(
         l.y_axis().into_inner(),
         Vector3::new(av.sin(), -av.cos(), 0.0),
@@ -339,8 +401,16 @@ fn ellipsoid_lesion_volume_matches_monte_carlo() {
     let l = Lesion::Ellipsoid(e);
     let (mc, sd) = monte_carlo_ml(&l, 400_000, 1);
     // Exact 4/3 pi abc = 2.413 mL; Monte Carlo within 4 sigma.
-    assert_relative_eq!(l.volume_ml(), 4.0 / 3.0 * std::f64::consts::PI * 576.0 / 1000.0, epsilon = 1e-12);
-    assert!((mc - l.volume_ml()).abs() < 4.0 * sd, "{mc} vs {}", l.volume_ml());
+    assert_relative_eq!(
+        l.volume_ml(),
+        4.0 / 3.0 * std::f64::consts::PI * 576.0 / 1000.0,
+        epsilon = 1e-12
+    );
+    assert!(
+        (mc - l.volume_ml()).abs() < 4.0 * sd,
+        "{mc} vs {}",
+        l.volume_ml()
+    );
     for p in l.sample_points(500, 9) {
         assert!(l.contains(&p));
     }
@@ -387,7 +457,12 @@ fn kerboul_lesion_volume_matches_monte_carlo_and_grid() {
         assert!((Point3::from(mean) - l.centroid_mm()).norm() < 0.3);
         // Bounds hold every sampled point.
         let (lo, hi) = l.bounds_mm();
-        assert!(pts.iter().all(|p| p.x >= lo.x && p.y >= lo.y && p.z >= lo.z && p.x <= hi.x && p.y <= hi.y && p.z <= hi.z));
+        assert!(pts.iter().all(|p| p.x >= lo.x
+            && p.y >= lo.y
+            && p.z >= lo.z
+            && p.x <= hi.x
+            && p.y <= hi.y
+            && p.z <= hi.z));
     }
 }
 
@@ -432,9 +507,17 @@ fn mesh_lesion_matches_its_ellipsoid() {
     for a in e.semi_axes_mm.iter() {
         assert!((a - r).abs() < 0.1);
     }
-    // A head sphere cutting it in half.
+    // A head sphere (R 30 mm) whose surface passes through the lesion's
+    // centre: the lens of two spheres (R, r, centre distance d = R) holds
+    // pi (R + r - d)^2 (d^2 + 2dr - 3r^2 + 2dR + 6rR - 3R^2) / (12 d) = 965.1 mm^3.
     let head = Sphere::new(c + Vector3::new(0.0, 0.0, -30.0), 30.0).unwrap();
     let frac = l.head_fraction(&head);
-    let expect = l.volume_ml() / 2.0 / head.volume_ml();
-    assert!((frac - expect).abs() < 0.05 * expect, "{frac} vs {expect}");
+    let (big, d) = (30.0f64, 30.0f64);
+    let lens_mm3 = std::f64::consts::PI
+        * (big + r - d).powi(2)
+        * (d * d + 2.0 * d * r - 3.0 * r * r + 2.0 * d * big + 6.0 * r * big - 3.0 * big * big)
+        / (12.0 * d);
+    let expect = lens_mm3 / 1000.0 / head.volume_ml();
+    // The faceted mesh is 0.5% smaller than the sphere; the grid adds < 1%.
+    assert!((frac - expect).abs() < 0.02 * expect, "{frac} vs {expect}");
 }

@@ -2,4 +2,9 @@
 mod anatomy;
 mod checker;
 mod data;
+mod imaging;
+mod io;
+mod phantom;
 mod planning;
+mod recon;
+mod surface;
