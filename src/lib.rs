@@ -49,6 +49,7 @@ pub mod guidance;
 pub mod imaging;
 pub mod io;
 pub mod phantom;
+pub mod pipeline;
 pub mod planning;
 pub mod reconstruction;
 pub mod render;

@@ -18,3 +18,5 @@ mod lesion;
 pub use femur::FemurLandmarks;
 pub use frame::{Axis, HeadNeckFrame};
 pub use lesion::{Lesion, LesionMesh, MAX_GRID_NODES, MAX_LESION_TRIANGLES};
+mod model;
+pub use model::{BoneSource, HipModel};

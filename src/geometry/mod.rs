@@ -12,7 +12,7 @@
 mod bvh;
 mod distance;
 mod ellipsoid;
-mod fit;
+pub(crate) mod fit;
 mod implicit;
 mod mesh;
 mod sphere;

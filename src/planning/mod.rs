@@ -1,1 +1,27 @@
-//! (module planning: being written)
+//! Trajectory planning: constraints, candidates, evaluation (the hot path),
+//! ranking, coverage.
+//!
+//! Entry points: [`plan`] / [`plan_with`] (a [`crate::anatomy::HipModel`]
+//! and a [`crate::Case`] in, a [`Plan`] out), [`Rules::check`] (the safety
+//! decision for one candidate), [`RejectReason`].
+//!
+//! The search: entries on a grid over the entry zone on the lateral cortex
+//! ([`candidates`]), tips on a grid in the lesion, every pair decided
+//! exactly against rules 1-6 of the contract's safety definition
+//! ([`evaluate`]), in parallel over entries; the safe pairs are bucketed by
+//! extra clearance with threshold queries, the best [`PlanOptions::exact_ranked`]
+//! get their exact clearance, are ranked by [`score`], and the best is refined
+//! locally. With `passes > 1`, a greedy maximum-coverage fan through one entry
+//! ([`coverage`]).
+
+pub mod candidates;
+pub mod coverage;
+pub mod evaluate;
+mod plan;
+
+pub use candidates::{EntryZone, EntryZoneRule};
+pub use evaluate::{Entry, RejectReason, Rules};
+pub use plan::{
+    plan, plan_with, score, vessel_zone, Plan, PlanOptions, PlanStatus, Trajectory,
+    TrajectoryView,
+};

@@ -1,8 +1,11 @@
 //! The one integration-test binary: each file is one area.
 mod anatomy;
+mod checker;
+mod data;
 mod imaging;
 mod io;
 mod phantom;
+mod planning;
 mod recon;
 mod render;
 mod surface;

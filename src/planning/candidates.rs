@@ -1,0 +1,144 @@
+//! Candidate entries on the lateral cortex and candidate tips in the lesion.
+//!
+//! **Entries.** The entry zone is a sphere (the case's `entry_zone`, or the
+//! default of [`default_entry_zone`]). Entries are found by casting rays
+//! towards the bone along `-m`, where `m` is the outward surface normal at
+//! the zone's centre, from a square grid of spacing `entry_spacing_mm` in the
+//! plane perpendicular to `m`; the first hit is kept when it lies inside the
+//! zone sphere, faces outwards (`n . m > 0`) and, when the lesser trochanter
+//! is known, is not below its level. The grid spacing bounds how far any
+//! point of the zone's visible surface is from a sampled entry (half the
+//! grid diagonal, in projection).
+//!
+//! **Tips.** Points of the lesion on a cubic grid of spacing
+//! `tip_spacing_mm` (see [`crate::anatomy::Lesion::grid_points`]), each
+//! checked once against rules 3 and 6.
+
+use nalgebra::{Point3, Unit, Vector3};
+
+use super::evaluate::Entry;
+use crate::anatomy::HipModel;
+use crate::geometry::Sphere;
+
+/// How the entry zone was placed (written to the plan as `entry_zone_rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryZoneRule {
+    /// Given by the case's `entry_zone`.
+    Case,
+    /// The default: centred where the neck axis, extended laterally from the
+    /// head centre, leaves the lateral cortex (domain.md §7: lateral cortex,
+    /// proximal to the lesser trochanter, along the neck).
+    NeckAxisExtension,
+}
+
+impl EntryZoneRule {
+    /// The name written to the plan file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryZoneRule::Case => "case_entry_zone",
+            EntryZoneRule::NeckAxisExtension => {
+                "neck_axis_extension_on_lateral_cortex_above_lesser_trochanter"
+            }
+        }
+    }
+}
+
+/// The sphere entries are drawn from, and why it is there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntryZone {
+    /// The zone, world mm.
+    pub sphere: Sphere,
+    /// Which rule placed it.
+    pub rule: EntryZoneRule,
+}
+
+/// Default entry-zone radius, mm (the contract's example `radius_mm`).
+pub const DEFAULT_ENTRY_ZONE_RADIUS_MM: f64 = 15.0;
+
+/// The default entry zone: a sphere of [`DEFAULT_ENTRY_ZONE_RADIUS_MM`]
+/// centred where the neck axis, followed from the head centre away from the
+/// head, leaves the bone. `None` when the model has no neck axis or the
+/// line never leaves the bone.
+#[must_use]
+pub fn default_entry_zone(model: &HipModel) -> Option<EntryZone> {
+    let neck = model.neck_axis.as_ref()?;
+    let dir = Unit::new_unchecked(-neck.direction.into_inner());
+    let start = model.head.center;
+    let hit = model.bone.first_hit(&start, &dir, 400.0)?;
+    Some(EntryZone {
+        sphere: Sphere {
+            center: hit.point,
+            radius_mm: DEFAULT_ENTRY_ZONE_RADIUS_MM,
+        },
+        rule: EntryZoneRule::NeckAxisExtension,
+    })
+}
+
+/// Entries sampled in `zone` (see the module docs), in a deterministic
+/// order, with the number of surface points dropped for lying below the
+/// lesser trochanter.
+#[must_use]
+pub fn sample_entries(model: &HipModel, zone: &Sphere, spacing_mm: f64) -> (Vec<Entry>, usize) {
+    let mut out = Vec::new();
+    let mut below_lt = 0;
+    let cp = model.bone.closest_point(&zone.center);
+    let m = if cp.distance_mm > 1e-9 && !model.bone.contains(&zone.center) {
+        Unit::new_normalize(zone.center - cp.point)
+    } else {
+        cp.normal
+    };
+    let m = if m.into_inner().iter().all(|v| v.is_finite()) {
+        m
+    } else {
+        return (out, 0);
+    };
+    let helper = if m.x.abs() < 0.9 {
+        Vector3::x()
+    } else {
+        Vector3::y()
+    };
+    let p = Unit::new_normalize(m.cross(&helper));
+    let q = Unit::new_normalize(m.cross(&p));
+    let r = zone.radius_mm;
+    let n = (r / spacing_mm).floor() as i64;
+    let back = Unit::new_unchecked(-m.into_inner());
+    let lift = r + 30.0;
+    let lt = model.lesser_trochanter_limit();
+    for i in -n..=n {
+        for j in -n..=n {
+            let a = i as f64 * spacing_mm;
+            let b = j as f64 * spacing_mm;
+            if a * a + b * b > r * r {
+                continue;
+            }
+            let origin = zone.center + p.into_inner() * a + q.into_inner() * b + m.into_inner() * lift;
+            let Some(hit) = model.bone.first_hit(&origin, &back, lift + 2.0 * r + 30.0) else {
+                continue;
+            };
+            if (hit.point - zone.center).norm() > r || hit.normal.dot(&m) <= 0.0 {
+                continue;
+            }
+            if let Some((axis, level)) = &lt {
+                if (hit.point - axis.point).dot(&axis.direction) < *level {
+                    below_lt += 1;
+                    continue;
+                }
+            }
+            out.push(Entry {
+                point: hit.point,
+                normal: hit.normal,
+            });
+        }
+    }
+    (out, below_lt)
+}
+
+/// Grid points of the lesion at `spacing_mm`, deterministic order.
+#[must_use]
+pub fn sample_tips(model: &HipModel, spacing_mm: f64) -> Vec<Point3<f64>> {
+    let mut out = Vec::new();
+    model.lesion.grid_points(spacing_mm, &mut out);
+    out
+}
