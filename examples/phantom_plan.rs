@@ -28,17 +28,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = std::time::Instant::now();
 
     // 1. A phantom with known truth, written as a user would receive it.
-    let opts = PhantomOptions {
-        noise_px: 1.0,
-        with_mesh: false,
-        ..PhantomOptions::default()
-    };
+    let mut opts = PhantomOptions::default();
+    opts.noise_px = 1.0;
+    opts.with_mesh = true;
     let ph = Phantom::generate(seed, &opts)?;
     write_phantom_dir(&ph, &out)?;
 
-    // 2. Read the case back through the contract and plan from the views alone.
+    // 2. Read the case back through the contract and plan on its CT-like mesh.
     let (case, _) = load_case(&out.join("case.json"))?;
     let (built, plan) = plan_case(&case, &PipelineOptions::default())?;
+    // The same case from the views alone (no mesh): the reconstructed model.
+    let mut fluoro = case.clone();
+    fluoro.bone_mesh = None;
+    let fluoro_plan = plan_case(&fluoro, &PipelineOptions::default());
     let file = plan_to_file(&built, &plan);
     std::fs::write(out.join("plan.json"), to_json_string(&file)?)?;
 
@@ -107,6 +109,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             t.down_the_barrel_rad.0.to_degrees(),
             t.down_the_barrel_rad.1.to_degrees()
         )?;
+    }
+    match &fluoro_plan {
+        Ok((fb, fp)) => {
+            writeln!(report, "from the views alone (reconstructed femur, shrunk {:.2} mm): status {}", fb.reconstruction.as_ref().map_or(0.0, |r| r.shrink_mm), fp.status.as_str())?;
+            for t in &fp.trajectories {
+                let v = t.tip_mm - t.entry_mm;
+                let len = v.norm();
+                let split = t.entry_mm + v * (case.constraints.entry_allowance_mm.min(len) / len);
+                let true_clear = truth.segment_distance_mm(&split, &t.tip_mm) - case.constraints.needle_radius_mm();
+                writeln!(report, "    length {:.1} mm, clearance {:.2} mm on the model, {:.2} mm on the true bone; entry at the lateral end of the reconstructed neck (see README, limits)", t.length_mm, t.min_clearance_mm, true_clear)?;
+            }
+        }
+        Err(e) => writeln!(report, "from the views alone: {e}")?,
     }
     writeln!(report, "coverage: {:.0}% of the lesion within {} mm", plan.coverage * 100.0, case.constraints.coverage_radius_mm)?;
     if !plan.reasons.is_empty() {
