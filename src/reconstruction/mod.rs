@@ -18,6 +18,12 @@
 //! All fits minimise errors in pixels, so `sigma^2 (J^T J)^-1` with the
 //! annotation noise `sigma` (px) is the covariance of the estimate.
 
+// `!(x > 0.0)` is deliberate throughout: it is also true for NaN.
+#![allow(
+    clippy::neg_cmp_op_on_partial_ord,
+    reason = "NaN-rejecting comparisons are intended"
+)]
+
 mod femur;
 mod head;
 mod lesion;
@@ -41,6 +47,9 @@ use nalgebra::Point2;
 use crate::error::{Error, Result};
 use crate::geometry::{Axis, TriMesh};
 use crate::imaging::{Projection, View};
+
+/// Selects a view's silhouette edges (neck or shaft).
+type EdgeGetter = dyn Fn(&View) -> Option<&[Vec<Point2<f64>>; 2]>;
 
 /// Options of [`reconstruct`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,10 +223,7 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
     }
     let c = head.sphere.center;
 
-    let tube = |get: &dyn Fn(&View) -> Option<&[Vec<Point2<f64>>; 2]>,
-                what: &str,
-                warnings: &mut Vec<String>|
-     -> Result<Option<Tube>> {
+    let tube = |get: &EdgeGetter, what: &str, warnings: &mut Vec<String>| -> Result<Option<Tube>> {
         let idx = select(&|v| get(v).is_some());
         match idx.len() {
             0 => Ok(None),
