@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nalgebra::{Point3, Rotation3, Vector3};
 
-use avnplan::anatomy::{FemurLandmarks, HipModel, BoneSource, Lesion};
+use avnplan::anatomy::{BoneSource, FemurLandmarks, HipModel, Lesion};
 use avnplan::geometry::{BoneSurface, Ellipsoid};
 use avnplan::planning::{candidates, plan_with, PlanOptions, Rules};
 use avnplan::{Case, Side};
@@ -77,9 +77,16 @@ fn bench_planning(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("plan/whole/{name}"));
         g.sample_size(10);
         for threads in [1usize, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
             g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
-                b.iter(|| pool.install(|| plan_with(&model, &case, &PlanOptions::default()).expect("plan")))
+                b.iter(|| {
+                    pool.install(|| {
+                        plan_with(&model, &case, &PlanOptions::default()).expect("plan")
+                    })
+                })
             });
         }
         g.finish();

@@ -63,8 +63,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. The truth the planner never saw: is the plan safe on the true bone?
     let truth = BoneSurface::new(ph.mesh.clone())?;
     let mut report = String::new();
-    writeln!(report, "avnplan phantom_plan, seed {seed}, annotation noise 1 px")?;
-    writeln!(report, "views: {}", case.views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "))?;
+    writeln!(
+        report,
+        "avnplan phantom_plan, seed {seed}, annotation noise 1 px"
+    )?;
+    writeln!(
+        report,
+        "views: {}",
+        case.views
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
     let h = &built.model.head;
     let th = ph.head();
     writeln!(
@@ -80,16 +91,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         built.model.lesion.volume_ml(),
         ph.lesion.volume_ml()
     )?;
-    writeln!(report, "bone model: {} ({} triangles)", built.model.bone_source.as_str(), built.model.bone.mesh().triangles.len())?;
-    writeln!(report, "candidates: {} evaluated, {} safe on the model", plan.candidates, plan.safe_candidates)?;
+    writeln!(
+        report,
+        "bone model: {} ({} triangles)",
+        built.model.bone_source.as_str(),
+        built.model.bone.mesh().triangles.len()
+    )?;
+    writeln!(
+        report,
+        "candidates: {} evaluated, {} safe on the model",
+        plan.candidates, plan.safe_candidates
+    )?;
     writeln!(report, "status: {}", plan.status.as_str())?;
     for (i, t) in plan.trajectories.iter().enumerate() {
         let req = case.constraints.required_axis_distance_mm();
         let v = t.tip_mm - t.entry_mm;
         let len = v.norm();
         let split = t.entry_mm + v * (case.constraints.entry_allowance_mm.min(len) / len);
-        let true_clear = truth.segment_distance_mm(&split, &t.tip_mm) - case.constraints.needle_radius_mm();
-        let inside = truth.contains(&t.tip_mm) && !truth.segment_intersects(&(t.entry_mm + v * (1e-3 / len)), &t.tip_mm);
+        let true_clear =
+            truth.segment_distance_mm(&split, &t.tip_mm) - case.constraints.needle_radius_mm();
+        let inside = truth.contains(&t.tip_mm)
+            && !truth.segment_intersects(&(t.entry_mm + v * (1e-3 / len)), &t.tip_mm);
         writeln!(
             report,
             "N{}: length {:.1} mm, clearance {:.2} mm on the model, {:.2} mm on the true bone (needs {:.2}), tip {:.1} mm below the surface, incidence {:.0} deg, in lesion (truth): {}, inside true bone: {}",
@@ -112,20 +134,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     match &fluoro_plan {
         Ok((fb, fp)) => {
-            writeln!(report, "from the views alone (reconstructed femur, shrunk {:.2} mm): status {}", fb.reconstruction.as_ref().map_or(0.0, |r| r.shrink_mm), fp.status.as_str())?;
+            writeln!(
+                report,
+                "from the views alone (reconstructed femur, shrunk {:.2} mm): status {}",
+                fb.reconstruction.as_ref().map_or(0.0, |r| r.shrink_mm),
+                fp.status.as_str()
+            )?;
             for t in &fp.trajectories {
                 let v = t.tip_mm - t.entry_mm;
                 let len = v.norm();
                 let split = t.entry_mm + v * (case.constraints.entry_allowance_mm.min(len) / len);
-                let true_clear = truth.segment_distance_mm(&split, &t.tip_mm) - case.constraints.needle_radius_mm();
+                let true_clear = truth.segment_distance_mm(&split, &t.tip_mm)
+                    - case.constraints.needle_radius_mm();
                 writeln!(report, "    length {:.1} mm, clearance {:.2} mm on the model, {:.2} mm on the true bone; entry at the lateral end of the reconstructed neck (see README, limits)", t.length_mm, t.min_clearance_mm, true_clear)?;
             }
         }
         Err(e) => writeln!(report, "from the views alone: {e}")?,
     }
-    writeln!(report, "coverage: {:.0}% of the lesion within {} mm", plan.coverage * 100.0, case.constraints.coverage_radius_mm)?;
+    writeln!(
+        report,
+        "coverage: {:.0}% of the lesion within {} mm",
+        plan.coverage * 100.0,
+        case.constraints.coverage_radius_mm
+    )?;
     if !plan.reasons.is_empty() {
-        writeln!(report, "rejections: {}", plan.reasons.iter().map(|(r, n)| format!("{} {n}", r.as_str())).collect::<Vec<_>>().join(", "))?;
+        writeln!(
+            report,
+            "rejections: {}",
+            plan.reasons
+                .iter()
+                .map(|(r, n)| format!("{} {n}", r.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
     }
     for w in &plan.warnings {
         writeln!(report, "warning: {w}")?;

@@ -13,6 +13,9 @@
 use std::path::Path;
 
 use crate::anatomy::{BoneSource, FemurLandmarks, HeadNeckFrame, HipModel, Lesion, LesionMesh};
+use crate::case::{Case, LesionSpec, MeshFrame};
+use crate::error::{Error, Result};
+use crate::geometry::BoneSurface;
 use crate::io::case::EllipsoidWire;
 use crate::io::load_case;
 use crate::io::model::{AxisWire, ModelFile, ModelHeadWire, ModelLesionWire};
@@ -21,14 +24,11 @@ use crate::io::plan::{
     PlanStatus as WirePlanStatus, TrajectoryViewWire, TrajectoryWire,
 };
 use crate::phantom::{write_phantom_dir, Phantom, PhantomOptions};
+use crate::planning::{plan_with, Plan, PlanOptions};
 use crate::planning::{PlanStatus, Trajectory};
 use crate::reconstruction::ellipsoid_outline_px;
-use crate::render::{scene_svg, view_overlay, Colour, GrayImage, NeedleDraw, Scene3dItem};
-use crate::case::{Case, LesionSpec, MeshFrame};
-use crate::error::{Error, Result};
-use crate::geometry::BoneSurface;
-use crate::planning::{plan_with, Plan, PlanOptions};
 use crate::reconstruction::{reconstruct, Reconstruction, ReconstructionOptions};
+use crate::render::{scene_svg, view_overlay, Colour, GrayImage, NeedleDraw, Scene3dItem};
 
 /// Options of the whole pipeline.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +129,9 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
     };
     let lesion = match &case.lesion {
         Some(LesionSpec::Ellipsoid(e)) => Lesion::Ellipsoid(*e),
-        Some(LesionSpec::Mesh(m, MeshFrame::World)) => LesionMesh::new(m.clone()).map(Lesion::Mesh).map_err(|e| e.in_field("lesion.mesh"))?,
+        Some(LesionSpec::Mesh(m, MeshFrame::World)) => LesionMesh::new(m.clone())
+            .map(Lesion::Mesh)
+            .map_err(|e| e.in_field("lesion.mesh"))?,
         Some(LesionSpec::Mesh(_, MeshFrame::Own)) => {
             return Err(Error::invalid(
                 "lesion.mesh.frame",
@@ -138,17 +140,23 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
         }
         Some(LesionSpec::Kerboul(k)) => {
             let frame = frame.ok_or_else(|| {
-                Error::invalid("lesion.kerboul", "the head-neck frame is unknown (no neck axis)")
+                Error::invalid(
+                    "lesion.kerboul",
+                    "the head-neck frame is unknown (no neck axis)",
+                )
             })?;
             Lesion::kerboul(head, frame, *k).map_err(|e| e.in_field("lesion.kerboul"))?
         }
         None => {
-            let e = recon.as_ref().and_then(|r| r.lesion.as_ref()).ok_or_else(|| {
-                Error::invalid(
-                    "lesion",
-                    "no lesion: give `lesion` or `lesion_outline_px` in two or more views",
-                )
-            })?;
+            let e = recon
+                .as_ref()
+                .and_then(|r| r.lesion.as_ref())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "lesion",
+                        "no lesion: give `lesion` or `lesion_outline_px` in two or more views",
+                    )
+                })?;
             Lesion::Ellipsoid(e.ellipsoid)
         }
     };
@@ -273,7 +281,13 @@ pub struct Picture {
 pub fn safe_file_stem(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         "view".into()

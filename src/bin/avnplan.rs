@@ -14,7 +14,11 @@ use avnplan::io::json::{one_line_error, to_json_string, write_json_atomic};
 use avnplan::Error;
 
 #[derive(Parser)]
-#[command(name = "avnplan", version, about = "Needle trajectory planning for femoral head AVN")]
+#[command(
+    name = "avnplan",
+    version,
+    about = "Needle trajectory planning for femoral head AVN"
+)]
 struct Cli {
     /// Worker threads (default: all cores). The output does not depend on it.
     #[arg(long, global = true)]
@@ -102,7 +106,8 @@ fn emit<T: serde::Serialize>(value: &T, output: Option<&Path>) -> Result<(), Fai
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Plan { case, output, svg } => {
-            let (plan_file, pictures) = avnplan::pipeline::plan_file(&case, svg.is_some()).in_file(&case)?;
+            let (plan_file, pictures) =
+                avnplan::pipeline::plan_file(&case, svg.is_some()).in_file(&case)?;
             if let Some(dir) = &svg {
                 avnplan::pipeline::write_pictures(dir, &pictures).in_file(dir)?;
             }
@@ -137,7 +142,12 @@ fn main() -> ExitCode {
         }
     };
     if let Some(n) = cli.threads {
-        if n == 0 || rayon::ThreadPoolBuilder::new().num_threads(n).build_global().is_err() {
+        if n == 0
+            || rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .is_err()
+        {
             eprintln!("-: --threads: must be a whole number >= 1");
             return ExitCode::from(2);
         }

@@ -103,10 +103,7 @@ impl Axis {
     /// Angle between the two directions, radians in `[0, pi]`.
     #[must_use]
     pub fn angle_to_rad(&self, other: &Axis) -> f64 {
-        self.direction
-            .dot(&other.direction)
-            .clamp(-1.0, 1.0)
-            .acos()
+        self.direction.dot(&other.direction).clamp(-1.0, 1.0).acos()
     }
 }
 
@@ -494,9 +491,7 @@ mod tests {
 
     #[test]
     fn line_orientation_follows_order() {
-        let pts: Vec<_> = (0..4)
-            .map(|i| Point3::new(0.0, 0.0, -(i as f64)))
-            .collect();
+        let pts: Vec<_> = (0..4).map(|i| Point3::new(0.0, 0.0, -(i as f64))).collect();
         let a = fit_line(&pts).unwrap();
         assert_relative_eq!(a.direction.z, -1.0, epsilon = 1e-12);
         assert!(fit_line(&[Point3::origin(), Point3::origin()]).is_err());
@@ -505,7 +500,9 @@ mod tests {
 
     #[test]
     fn circle_degenerate_and_arc() {
-        let line: Vec<_> = (0..5).map(|i| Point2::new(i as f64, 2.0 * i as f64)).collect();
+        let line: Vec<_> = (0..5)
+            .map(|i| Point2::new(i as f64, 2.0 * i as f64))
+            .collect();
         assert!(matches!(
             fit_circle_2d(&line),
             Err(Error::Degenerate { .. })
@@ -525,7 +522,11 @@ mod tests {
     #[test]
     fn axis_helpers() {
         let a = Axis::new(Point3::origin(), Vector3::new(1.0, 1.0, 0.0)).unwrap();
-        assert_relative_eq!(a.angle_to_rad(&a.reversed()), std::f64::consts::PI, epsilon = 1e-7);
+        assert_relative_eq!(
+            a.angle_to_rad(&a.reversed()),
+            std::f64::consts::PI,
+            epsilon = 1e-7
+        );
         assert!(Axis::new(Point3::origin(), Vector3::zeros()).is_err());
         let iso = Isometry3::new(Vector3::new(1.0, 2.0, 3.0), Vector3::new(0.1, 0.2, 0.3));
         let b = a.transformed(&iso);

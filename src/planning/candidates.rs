@@ -113,7 +113,8 @@ pub fn sample_entries(model: &HipModel, zone: &Sphere, spacing_mm: f64) -> (Vec<
             if a * a + b * b > r * r {
                 continue;
             }
-            let origin = zone.center + p.into_inner() * a + q.into_inner() * b + m.into_inner() * lift;
+            let origin =
+                zone.center + p.into_inner() * a + q.into_inner() * b + m.into_inner() * lift;
             let Some(hit) = model.bone.first_hit(&origin, &back, lift + 2.0 * r + 30.0) else {
                 continue;
             };

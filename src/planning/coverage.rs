@@ -22,7 +22,11 @@ pub const COVERAGE_SEED: u64 = 0x0c0e_5a3e;
 /// The intralesional part `[a, tip]` of the axis from `entry` to `tip`
 /// (`tip` inside the lesion).
 #[must_use]
-pub fn intralesional_part(lesion: &Lesion, entry: &Point3<f64>, tip: &Point3<f64>) -> (Point3<f64>, Point3<f64>) {
+pub fn intralesional_part(
+    lesion: &Lesion,
+    entry: &Point3<f64>,
+    tip: &Point3<f64>,
+) -> (Point3<f64>, Point3<f64>) {
     let v = entry - tip;
     let len = v.norm();
     if len == 0.0 {
@@ -65,7 +69,13 @@ fn point_segment_distance_sq(p: &Point3<f64>, a: &Point3<f64>, b: &Point3<f64>) 
 }
 
 /// Which of `samples` are within `radius_mm` of the segment `[a, b]`.
-pub fn mark_covered(samples: &[Point3<f64>], a: &Point3<f64>, b: &Point3<f64>, radius_mm: f64, covered: &mut [bool]) {
+pub fn mark_covered(
+    samples: &[Point3<f64>],
+    a: &Point3<f64>,
+    b: &Point3<f64>,
+    radius_mm: f64,
+    covered: &mut [bool],
+) {
     let r2 = radius_mm * radius_mm;
     for (c, p) in covered.iter_mut().zip(samples) {
         if !*c && point_segment_distance_sq(p, a, b) <= r2 {
@@ -76,7 +86,13 @@ pub fn mark_covered(samples: &[Point3<f64>], a: &Point3<f64>, b: &Point3<f64>, r
 
 /// Number of `samples` within `radius_mm` of `[a, b]` that are not yet covered.
 #[must_use]
-pub fn gain(samples: &[Point3<f64>], covered: &[bool], a: &Point3<f64>, b: &Point3<f64>, radius_mm: f64) -> usize {
+pub fn gain(
+    samples: &[Point3<f64>],
+    covered: &[bool],
+    a: &Point3<f64>,
+    b: &Point3<f64>,
+    radius_mm: f64,
+) -> usize {
     let r2 = radius_mm * radius_mm;
     samples
         .iter()

@@ -218,7 +218,12 @@ impl Rules {
     /// the needle radius. For a trajectory shorter than the allowance, the
     /// clearance of the tip alone.
     #[must_use]
-    pub fn min_clearance_mm(&self, bone: &BoneSurface, entry: &Point3<f64>, tip: &Point3<f64>) -> f64 {
+    pub fn min_clearance_mm(
+        &self,
+        bone: &BoneSurface,
+        entry: &Point3<f64>,
+        tip: &Point3<f64>,
+    ) -> f64 {
         let v = tip - entry;
         let len = v.norm();
         let split = if len > self.entry_allowance_mm {

@@ -22,6 +22,5 @@ mod plan;
 pub use candidates::{EntryZone, EntryZoneRule};
 pub use evaluate::{Entry, RejectReason, Rules};
 pub use plan::{
-    plan, plan_with, score, vessel_zone, Plan, PlanOptions, PlanStatus, Trajectory,
-    TrajectoryView,
+    plan, plan_with, score, vessel_zone, Plan, PlanOptions, PlanStatus, Trajectory, TrajectoryView,
 };

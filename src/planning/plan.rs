@@ -159,7 +159,12 @@ pub struct Plan {
 /// tip's distance from the lesion centroid. Ties are broken by the candidate's
 /// grid indices, so the same case always gives the same plan.
 #[must_use]
-pub fn score(excess_clearance_mm: f64, angle_deg: f64, length_mm: f64, tip_to_centroid_mm: f64) -> f64 {
+pub fn score(
+    excess_clearance_mm: f64,
+    angle_deg: f64,
+    length_mm: f64,
+    tip_to_centroid_mm: f64,
+) -> f64 {
     excess_clearance_mm.min(4.0) - 0.1 * angle_deg - 0.02 * length_mm - 0.1 * tip_to_centroid_mm
 }
 
@@ -200,7 +205,9 @@ pub fn vessel_zone(model: &HipModel) -> Option<Sphere> {
     let r = model.head.radius_mm;
     let junction = model.head.center - n * r;
     let dir = (sup + post).normalize();
-    let surface = model.bone.first_hit(&junction, &Unit::new_normalize(dir), 3.0 * r)?;
+    let surface = model
+        .bone
+        .first_hit(&junction, &Unit::new_normalize(dir), 3.0 * r)?;
     Some(Sphere {
         center: surface.point,
         radius_mm: 4.0,
@@ -258,9 +265,11 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
 
     // Tips: grid in the lesion, rules 3 and 6 decided once per tip.
     let lesion_mm3 = model.lesion.volume_ml() * 1000.0;
-    let tip_h = opts
-        .tip_spacing_mm
-        .unwrap_or_else(|| (lesion_mm3 / opts.target_tips.max(1) as f64).cbrt().clamp(0.5, 5.0));
+    let tip_h = opts.tip_spacing_mm.unwrap_or_else(|| {
+        (lesion_mm3 / opts.target_tips.max(1) as f64)
+            .cbrt()
+            .clamp(0.5, 5.0)
+    });
     let all_tips = sample_tips(model, tip_h);
     let tip_ok: Vec<bool> = all_tips
         .par_iter()
@@ -277,7 +286,8 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
     // Entries, coarsened if the pair count would exceed the limit.
     let mut entry_h = opts.entry_spacing_mm;
     let (mut entries, mut below_lt) = sample_entries(model, &zone.sphere, entry_h);
-    while entries.len().saturating_mul(tips.len().max(1)) > opts.max_candidates && entries.len() > 1 {
+    while entries.len().saturating_mul(tips.len().max(1)) > opts.max_candidates && entries.len() > 1
+    {
         entry_h *= 1.5;
         (entries, below_lt) = sample_entries(model, &zone.sphere, entry_h);
         warnings.push(format!(
@@ -337,7 +347,11 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
                         .into(),
                 );
                 let t = trajectory(model, case, &rules, &pair.0, &pair.1);
-                let cov = coverage::coverage(&model.lesion, &[(pair.0.point, pair.1)], c.coverage_radius_mm);
+                let cov = coverage::coverage(
+                    &model.lesion,
+                    &[(pair.0.point, pair.1)],
+                    c.coverage_radius_mm,
+                );
                 return Ok(Plan {
                     status: PlanStatus::Ok,
                     reasons,
@@ -585,7 +599,11 @@ fn local_search(
             improved = false;
             rounds += 1;
             let n = best.0.normal.into_inner();
-            let helper = if n.x.abs() < 0.9 { Vector3::x() } else { Vector3::y() };
+            let helper = if n.x.abs() < 0.9 {
+                Vector3::x()
+            } else {
+                Vector3::y()
+            };
             let p = n.cross(&helper).normalize();
             let q = n.cross(&p);
             let mut trials: Vec<(Entry, Point3<f64>)> = Vec::new();
@@ -598,7 +616,10 @@ fn local_search(
             }
             for dir in [p, -p, q, -q] {
                 let origin = best.0.point + dir * eh + n * 5.0;
-                let Some(hit) = model.bone.first_hit(&origin, &Unit::new_unchecked(-n), 15.0) else {
+                let Some(hit) = model
+                    .bone
+                    .first_hit(&origin, &Unit::new_unchecked(-n), 15.0)
+                else {
                     continue;
                 };
                 if (hit.point - zone.sphere.center).norm() > zone.sphere.radius_mm
@@ -651,15 +672,20 @@ fn rescue(
         .par_iter()
         .enumerate()
         .flat_map_iter(|(i, e)| {
-            tips.iter().enumerate().filter_map(move |(j, t)| {
-                match rules.check(&model.bone, e, t) {
+            tips.iter()
+                .enumerate()
+                .filter_map(move |(j, t)| match rules.check(&model.bone, e, t) {
                     Err(RejectReason::CorticalClearance) => {
                         let v = t - e.point;
                         let len = v.norm();
                         let split = e.point + v * (rules.entry_allowance_mm.min(len) / len);
                         [0.25, 0.5, 1.0, RESCUE_SHORTFALL_MM]
                             .into_iter()
-                            .find(|k| model.bone.segment_clears(&split, t, rules.axis_clearance_mm - k))
+                            .find(|k| {
+                                model
+                                    .bone
+                                    .segment_clears(&split, t, rules.axis_clearance_mm - k)
+                            })
                             .map(|k| (k, i, j))
                     }
                     Err(RejectReason::ForbiddenZone) => {
@@ -671,16 +697,22 @@ fn rescue(
                         (short <= RESCUE_SHORTFALL_MM).then_some((short, i, j))
                     }
                     _ => None,
-                }
-            })
+                })
         })
         .collect();
     near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut best: Option<((Entry, Point3<f64>), f64)> = None;
     for &(_, i, j) in near.iter().take(RESCUE_STARTS) {
-        if let Some((pair, Merit::Safe(s))) =
-            local_search(model, rules, (entries[i], tips[j]), tip_h, entry_h, zone, 7, 24)
-        {
+        if let Some((pair, Merit::Safe(s))) = local_search(
+            model,
+            rules,
+            (entries[i], tips[j]),
+            tip_h,
+            entry_h,
+            zone,
+            7,
+            24,
+        ) {
             if best.as_ref().is_none_or(|(_, b)| s > *b + 1e-9) {
                 best = Some((pair, s));
             }
@@ -724,7 +756,11 @@ fn fan(
     let mut best: Option<(usize, Vec<(Entry, Point3<f64>)>)> = None;
     for &ei in &seen {
         let e = entries[ei];
-        let my_tips: Vec<usize> = safe.iter().filter(|(i, _)| *i == ei).map(|(_, j)| *j).collect();
+        let my_tips: Vec<usize> = safe
+            .iter()
+            .filter(|(i, _)| *i == ei)
+            .map(|(_, j)| *j)
+            .collect();
         let parts: Vec<(Point3<f64>, Point3<f64>)> = my_tips
             .iter()
             .map(|&j| coverage::intralesional_part(&model.lesion, &e.point, &tips[j]))
@@ -745,7 +781,13 @@ fn fan(
             }
             let Some((k, _)) = pick else { break };
             used[k] = true;
-            coverage::mark_covered(&samples, &parts[k].0, &parts[k].1, c.coverage_radius_mm, &mut covered);
+            coverage::mark_covered(
+                &samples,
+                &parts[k].0,
+                &parts[k].1,
+                c.coverage_radius_mm,
+                &mut covered,
+            );
             chosen.push((e, tips[my_tips[k]]));
         }
         let n_cov = covered.iter().filter(|x| **x).count();
@@ -756,7 +798,13 @@ fn fan(
     best.map(|(_, v)| v).unwrap_or_default()
 }
 
-fn trajectory(model: &HipModel, case: &Case, rules: &Rules, e: &Entry, t: &Point3<f64>) -> Trajectory {
+fn trajectory(
+    model: &HipModel,
+    case: &Case,
+    rules: &Rules,
+    e: &Entry,
+    t: &Point3<f64>,
+) -> Trajectory {
     let v = t - e.point;
     let len = v.norm();
     let d = v / len;

@@ -41,11 +41,17 @@ impl Verdict {
 
 impl Checker {
     pub fn new(mesh: &TriMesh) -> Self {
-        let verts: Vec<_> = mesh.vertices.iter().map(|p| Point3::new(p.x, p.y, p.z)).collect();
+        let verts: Vec<_> = mesh
+            .vertices
+            .iter()
+            .map(|p| Point3::new(p.x, p.y, p.z))
+            .collect();
         let tris: Vec<[u32; 3]> = mesh.triangles.clone();
         let flags = TriMeshFlags::ORIENTED | TriMeshFlags::MERGE_DUPLICATE_VERTICES;
         let pm = PTriMesh::with_flags(verts, tris, flags).expect("parry trimesh");
-        let tris = (0..mesh.triangles.len()).map(|i| mesh.triangle(i)).collect();
+        let tris = (0..mesh.triangles.len())
+            .map(|i| mesh.triangle(i))
+            .collect();
         Self { mesh: pm, tris }
     }
 
@@ -108,7 +114,13 @@ impl Checker {
         let start = entry + dir * 1e-3;
         let x = self.crossings(&start, tip);
         if !x.is_empty() {
-            v.push((1, format!("axis crosses the surface {} time(s) after the entry", x.len())));
+            v.push((
+                1,
+                format!(
+                    "axis crosses the surface {} time(s) after the entry",
+                    x.len()
+                ),
+            ));
         }
         let n = (len / STEP_MM).ceil() as usize;
         let mut min_d = f64::INFINITY;

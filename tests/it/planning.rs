@@ -20,7 +20,8 @@ fn real_model(name: &str, pose: &Isometry3<f64>) -> Option<(HipModel, Case, TriM
     let dir = (sup * 0.8 + ant * 0.6).normalize();
     let center = lm.head.center + dir * (0.4 * lm.head.radius_mm);
     let rot = Rotation3::face_towards(&dir, &sup);
-    let lesion = Lesion::Ellipsoid(Ellipsoid::new(center, Vector3::new(9.0, 9.0, 11.0), rot).unwrap());
+    let lesion =
+        Lesion::Ellipsoid(Ellipsoid::new(center, Vector3::new(9.0, 9.0, 11.0), rot).unwrap());
     let bone = BoneSurface::new(mesh.clone()).expect("bone surface");
     let mut model = HipModel::new(Side::Right, bone, BoneSource::Mesh, lm.head, lesion);
     model.neck_axis = Some(lm.neck_axis);
@@ -32,9 +33,13 @@ fn real_model(name: &str, pose: &Isometry3<f64>) -> Option<(HipModel, Case, TriM
 fn check_all(model: &HipModel, case: &Case, mesh: &TriMesh, plan: &avnplan::planning::Plan) {
     let checker = Checker::new(mesh);
     for t in plan.trajectories.iter().chain(&plan.alternatives) {
-        let v = checker.check(&t.entry_mm, &t.tip_mm, &case.constraints, &case.forbidden_zones, &|p| {
-            model.lesion.contains(p)
-        });
+        let v = checker.check(
+            &t.entry_mm,
+            &t.tip_mm,
+            &case.constraints,
+            &case.forbidden_zones,
+            &|p| model.lesion.contains(p),
+        );
         assert!(v.is_safe(), "unsafe trajectory {t:?}: {:?}", v.violations);
         // The reported clearance is exact; sampling can only over-estimate it.
         assert!(v.sampled_clearance_mm >= t.min_clearance_mm - 1e-6);
@@ -76,7 +81,13 @@ fn blocked_neck_gives_no_safe_trajectory_with_the_reason() {
     let plan = plan_with(&model, &case, &PlanOptions::default()).unwrap();
     assert_eq!(plan.status, PlanStatus::NoSafeTrajectory);
     assert!(plan.trajectories.is_empty());
-    assert!(plan.reasons.get(&RejectReason::ForbiddenZone).copied().unwrap_or(0) > 0);
+    assert!(
+        plan.reasons
+            .get(&RejectReason::ForbiddenZone)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
 
     // Margins too large: a 10 mm needle with 6 mm clearance cannot pass a neck.
     let (model, mut case, _) = real_model("lhdl_ct_right", &Isometry3::identity()).unwrap();
@@ -84,7 +95,13 @@ fn blocked_neck_gives_no_safe_trajectory_with_the_reason() {
     case.constraints.cortical_clearance_mm = 6.0;
     let plan = plan_with(&model, &case, &PlanOptions::default()).unwrap();
     assert_eq!(plan.status, PlanStatus::NoSafeTrajectory);
-    assert!(plan.reasons.get(&RejectReason::CorticalClearance).copied().unwrap_or(0) > 0);
+    assert!(
+        plan.reasons
+            .get(&RejectReason::CorticalClearance)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
 }
 
 #[test]
@@ -104,7 +121,12 @@ fn rigid_motion_moves_the_plan_with_it() {
     // Sampling grids move with the bone only approximately (they are built
     // in the world frame), so compare what matters: the moved plan is as
     // good, and lands in the same place within a grid step.
-    assert!((t1.min_clearance_mm - t0.min_clearance_mm).abs() < 0.75, "{} vs {}", t0.min_clearance_mm, t1.min_clearance_mm);
+    assert!(
+        (t1.min_clearance_mm - t0.min_clearance_mm).abs() < 0.75,
+        "{} vs {}",
+        t0.min_clearance_mm,
+        t1.min_clearance_mm
+    );
     assert!((pose * t0.tip_mm - t1.tip_mm).norm() < 6.0);
     assert!((pose * t0.entry_mm - t1.entry_mm).norm() < 6.0);
 }
@@ -125,8 +147,14 @@ fn plan_is_the_same_whatever_the_thread_count() {
     let a = run(1);
     let b = run(2);
     let c = run(5);
-    assert_eq!(format!("{:?}", a.trajectories), format!("{:?}", b.trajectories));
-    assert_eq!(format!("{:?}", a.trajectories), format!("{:?}", c.trajectories));
+    assert_eq!(
+        format!("{:?}", a.trajectories),
+        format!("{:?}", b.trajectories)
+    );
+    assert_eq!(
+        format!("{:?}", a.trajectories),
+        format!("{:?}", c.trajectories)
+    );
     assert_eq!(a.reasons, c.reasons);
 }
 
@@ -144,7 +172,9 @@ fn tightening_a_constraint_never_admits_what_the_looser_rule_rejects() {
     let plan = plan_with(&model, &tight, &PlanOptions::default()).unwrap();
     for t in plan.trajectories.iter().chain(&plan.alternatives) {
         for c in [&case.constraints, &tight.constraints] {
-            let v = checker.check(&t.entry_mm, &t.tip_mm, c, &[], &|p| model.lesion.contains(p));
+            let v = checker.check(&t.entry_mm, &t.tip_mm, c, &[], &|p| {
+                model.lesion.contains(p)
+            });
             assert!(v.is_safe(), "{:?}", v.violations);
         }
     }
