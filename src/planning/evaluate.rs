@@ -181,7 +181,7 @@ impl Rules {
     ) -> Result<(), RejectReason> {
         let v = tip - entry.point;
         let len = v.norm();
-        if !(len <= self.max_length_mm) {
+        if len.is_nan() || len > self.max_length_mm {
             return Err(RejectReason::TooLong);
         }
         if len <= ENTRY_STEP_MM {

@@ -726,6 +726,9 @@ const RESCUE_SHORTFALL_MM: f64 = 2.0;
 /// Number of near misses [`rescue`] starts from.
 const RESCUE_STARTS: usize = 16;
 
+/// One pass: an entry and a tip.
+type Pass = (Entry, Point3<f64>);
+
 /// Several passes through one entry: for each of the (up to 8) entries of
 /// the best ranked candidates, greedily add the safe tip from that entry
 /// that covers the most still-uncovered lesion samples (ties: higher
@@ -753,7 +756,7 @@ fn fan(
             break;
         }
     }
-    let mut best: Option<(usize, Vec<(Entry, Point3<f64>)>)> = None;
+    let mut best: Option<(usize, Vec<Pass>)> = None;
     for &ei in &seen {
         let e = entries[ei];
         let my_tips: Vec<usize> = safe
