@@ -56,3 +56,8 @@ pub mod render;
 
 pub use case::{Case, Constraints, Side};
 pub use error::{Error, Result};
+
+/// The README's API tour, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

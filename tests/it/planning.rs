@@ -180,3 +180,61 @@ fn tightening_a_constraint_never_admits_what_the_looser_rule_rejects() {
     }
     let _ = Point3::<f64>::origin();
 }
+
+/// Seeds checked in every run; `AVNPLAN_PHANTOM_SEEDS=200` checks more.
+fn phantom_seeds() -> u64 {
+    std::env::var("AVNPLAN_PHANTOM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6)
+}
+
+#[test]
+fn phantom_plans_are_safe_on_the_true_bone() {
+    use avnplan::phantom::{Phantom, PhantomOptions};
+    use avnplan::pipeline::{plan_case, PipelineOptions};
+    let mut table = Vec::new();
+    for seed in 0..phantom_seeds() {
+        let mut opts = PhantomOptions::default();
+        opts.noise_px = 1.0;
+        let ph = Phantom::generate(seed, &opts).unwrap();
+        let checker = Checker::new(&ph.mesh);
+        // On the mesh (world frame) and from the views alone (reconstructed).
+        let mut fluoro = ph.case.clone();
+        fluoro.bone_mesh = None;
+        for (what, case) in [("mesh", &ph.case), ("views", &fluoro)] {
+            let (built, plan) = match plan_case(case, &PipelineOptions::default()) {
+                Ok(x) => x,
+                Err(e) => {
+                    table.push(format!("seed {seed} {what}: error {e}"));
+                    continue;
+                }
+            };
+            let lesion = &built.model.lesion;
+            for t in plan.trajectories.iter().chain(&plan.alternatives) {
+                // Rules 1-5 against the TRUE bone; rule 6 against the model's lesion.
+                let v = checker.check(&t.entry_mm, &t.tip_mm, &case.constraints, &case.forbidden_zones, &|p| {
+                    lesion.contains(p)
+                });
+                let breaks: Vec<_> = v
+                    .violations
+                    .iter()
+                    // A reconstructed entry lies inside the true bone, not on it.
+                    .filter(|(r, m)| !(what == "views" && *r == 1 && m.starts_with("entry is")))
+                    .collect();
+                assert!(breaks.is_empty(), "seed {seed} {what}: {breaks:?}");
+            }
+            table.push(format!(
+                "seed {seed} {what}: {} , {} safe of {} candidates, clearance {:?}",
+                plan.status.as_str(),
+                plan.safe_candidates,
+                plan.candidates,
+                plan.trajectories.first().map(|t| (t.min_clearance_mm * 100.0).round() / 100.0)
+            ));
+            if what == "mesh" {
+                assert_eq!(plan.status, PlanStatus::Ok, "seed {seed}: {:?}", plan.reasons);
+            }
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+}
