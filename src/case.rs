@@ -27,11 +27,12 @@ pub enum MeshFrame {
 
 /// The necrotic arcs of the modified Kerboul method (contract `kerboul`).
 ///
-/// Arcs are measured at the head centre in the head-neck frame documented in
-/// [`crate::anatomy`]: `coronal_arc_deg` in the frame's coronal (x-z) plane,
-/// `sagittal_arc_deg` in its sagittal (y-z) plane, both from the frame's +x
-/// (neck axis) direction; `depth_mm` is how deep the lesion reaches below the
-/// head surface.
+/// Arcs are measured at the head centre in the head-neck frame of
+/// [`crate::anatomy::HeadNeckFrame`]: a direction's coronal angle is
+/// `atan2(d . x, d . z)` (0 at the superior pole, + towards medial) and its
+/// sagittal angle `atan2(d . anterior, d . z)` (0 at the superior pole, +
+/// towards anterior); `depth_mm` is how deep the lesion reaches below the
+/// head surface (see [`crate::anatomy::Lesion`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Kerboul {
     /// Coronal arc `[from, to]`, degrees.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: each file is one area.
 mod anatomy;
 mod checker;
+mod cli;
 mod data;
 mod imaging;
 mod io;
