@@ -748,9 +748,12 @@ fn angular_moments_rect(
         (0.0, Vector3::zeros(), Matrix3::zeros()),
         |acc: Angular, p| (acc.0 + p.0, acc.1 + p.1, acc.2 + p.2),
     );
-    let tol = 1e-13 * sum.0.abs().max(1e-300);
+    // Absolute tolerance scaled by the rectangle's angular area (the
+    // integrands are bounded by 1), so round-off in tiny rectangles never
+    // forces further splits.
+    let tol = 1e-12 * ((c[1] - c[0]) * (s[1] - s[0])).abs();
     let err = (whole.0 - sum.0).abs() + (whole.1 - sum.1).norm() + (whole.2 - sum.2).norm();
-    if err <= tol || depth >= 24 {
+    if err <= tol || depth >= 16 {
         return sum;
     }
     let mut acc: Angular = (0.0, Vector3::zeros(), Matrix3::zeros());

@@ -19,7 +19,15 @@ fn tmp(name: &str) -> PathBuf {
 fn phantom_then_plan_then_reconstruct() {
     let d = tmp("e2e");
     let st = bin()
-        .args(["phantom", "--seed", "2", "--noise-px", "1", "--with-mesh", "-o"])
+        .args([
+            "phantom",
+            "--seed",
+            "2",
+            "--noise-px",
+            "1",
+            "--with-mesh",
+            "-o",
+        ])
         .arg(&d)
         .status()
         .unwrap();
@@ -36,12 +44,21 @@ fn phantom_then_plan_then_reconstruct() {
         .arg(d.join("svg"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
     assert_eq!(plan["schema"], "avnplan.plan/1");
     assert_eq!(plan["status"], "ok");
     assert!(d.join("svg/AP.svg").is_file());
-    let out = bin().arg("reconstruct").arg(d.join("case.json")).output().unwrap();
+    let out = bin()
+        .arg("reconstruct")
+        .arg(d.join("case.json"))
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let model: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(model["schema"], "avnplan.model/1");
@@ -52,15 +69,29 @@ fn phantom_then_plan_then_reconstruct() {
 fn bad_input_is_status_2_with_one_line() {
     let d = tmp("bad");
     let case = d.join("case.json");
-    std::fs::write(&case, r#"{"schema": "avnplan.case/1", "side": "left", "views": [], "colour": 1}"#).unwrap();
-    let out = bin().arg("plan").arg(&case).arg("-o").arg(d.join("p.json")).output().unwrap();
+    std::fs::write(
+        &case,
+        r#"{"schema": "avnplan.case/1", "side": "left", "views": [], "colour": 1}"#,
+    )
+    .unwrap();
+    let out = bin()
+        .arg("plan")
+        .arg(&case)
+        .arg("-o")
+        .arg(d.join("p.json"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.starts_with(&case.display().to_string()), "{err}");
     assert!(err.len() <= 301);
     assert!(!d.join("p.json").exists(), "no partial output on status 2");
-    let out = bin().arg("plan").arg(d.join("missing.json")).output().unwrap();
+    let out = bin()
+        .arg("plan")
+        .arg(d.join("missing.json"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = bin().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -213,9 +213,13 @@ fn phantom_plans_are_safe_on_the_true_bone() {
             let lesion = &built.model.lesion;
             for t in plan.trajectories.iter().chain(&plan.alternatives) {
                 // Rules 1-5 against the TRUE bone; rule 6 against the model's lesion.
-                let v = checker.check(&t.entry_mm, &t.tip_mm, &case.constraints, &case.forbidden_zones, &|p| {
-                    lesion.contains(p)
-                });
+                let v = checker.check(
+                    &t.entry_mm,
+                    &t.tip_mm,
+                    &case.constraints,
+                    &case.forbidden_zones,
+                    &|p| lesion.contains(p),
+                );
                 let breaks: Vec<_> = v
                     .violations
                     .iter()
@@ -229,10 +233,17 @@ fn phantom_plans_are_safe_on_the_true_bone() {
                 plan.status.as_str(),
                 plan.safe_candidates,
                 plan.candidates,
-                plan.trajectories.first().map(|t| (t.min_clearance_mm * 100.0).round() / 100.0)
+                plan.trajectories
+                    .first()
+                    .map(|t| (t.min_clearance_mm * 100.0).round() / 100.0)
             ));
             if what == "mesh" {
-                assert_eq!(plan.status, PlanStatus::Ok, "seed {seed}: {:?}", plan.reasons);
+                assert_eq!(
+                    plan.status,
+                    PlanStatus::Ok,
+                    "seed {seed}: {:?}",
+                    plan.reasons
+                );
             }
         }
     }
