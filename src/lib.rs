@@ -15,10 +15,10 @@
 //! | [`anatomy`] | the hip model: head sphere and head-neck frame, neck, shaft, lesion, bone |
 //! | [`reconstruction`] | 2D annotations of several views -> 3D model with uncertainty |
 //! | [`planning`] | constraints, candidates, evaluation (the hot path), ranking, coverage -> plan |
-//! | [`guidance`] | a needle seen intra-operatively against the plan |
 //! | [`io`] | contract v1 wire types (JSON) and mesh files |
 //! | [`phantom`] | seeded synthetic cases with known truth |
 //! | [`render`] | SVG/PNG overlays |
+//! | [`pipeline`] | the whole job: case -> model -> plan -> files and pictures |
 //!
 //! # Conventions
 //!
@@ -45,7 +45,6 @@ pub mod anatomy;
 pub mod case;
 pub mod error;
 pub mod geometry;
-pub mod guidance;
 pub mod imaging;
 pub mod io;
 pub mod phantom;
