@@ -112,5 +112,112 @@ fn exact_clearance(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bvh_build, decision, exact_clearance);
+#[path = "support/reference.rs"]
+mod reference;
+
+/// Segments of the brute-force reference of `decision` (the first ones of
+/// the 1,000-candidate set).
+const REF_DECISION_SEGMENTS: usize = 100;
+/// Segments of the brute-force reference of `exact_clearance`.
+const REF_DISTANCE_SEGMENTS: usize = 10;
+
+/// Reference of `decision` (issue 12): the same decision by brute force
+/// over every triangle (box pre-filter, early exit; code in
+/// `support/reference.rs`, no avnplan code) on the first
+/// [`REF_DECISION_SEGMENTS`] benched candidates. Before timing, asserts
+/// that the BVH's decisions equal it on those candidates.
+fn decision_reference(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ref/decision");
+    for f in femurs() {
+        let m = f.surface.mesh();
+        let brute = reference::Brute::new(&m.vertices, &m.triangles);
+        let segs: Vec<_> = needle_segments(&f, COUNTS[0], 7 + COUNTS[0] as u64)
+            .into_iter()
+            .take(REF_DECISION_SEGMENTS)
+            .collect();
+        for (k, (a, b)) in segs.iter().enumerate() {
+            let (hot, slow) = (
+                f.surface.segment_clears(a, b, THRESHOLD_MM),
+                brute.clears(a, b, THRESHOLD_MM),
+            );
+            assert!(
+                hot == slow,
+                "{}: candidate {k}: the BVH decision ({hot}) differs from the brute-force reference ({slow}) at {THRESHOLD_MM} mm",
+                f.name
+            );
+        }
+        g.throughput(Throughput::Elements(segs.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(f.name), &segs, |b, segs| {
+            b.iter(|| {
+                segs.iter()
+                    .filter(|(a, e)| brute.clears(black_box(a), black_box(e), THRESHOLD_MM))
+                    .count()
+            });
+        });
+    }
+    g.finish();
+}
+
+/// Reference of `exact_clearance` (issue 12): the exact distance by brute
+/// force over every triangle, no pruning, on the first
+/// [`REF_DISTANCE_SEGMENTS`] candidates. Before timing, asserts that
+/// `segment_distance_mm` equals the brute-force minimum within 1e-9 mm on
+/// every benched candidate (both counts), in parallel.
+fn exact_clearance_reference(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ref/exact_clearance");
+    g.sample_size(10);
+    for f in femurs() {
+        let m = f.surface.mesh();
+        let brute = reference::Brute::new(&m.vertices, &m.triangles);
+        for &n in &COUNTS {
+            let segs = needle_segments(&f, n, 7 + n as u64);
+            let worst = segs
+                .par_iter()
+                .enumerate()
+                .map(|(k, (a, b))| {
+                    let hot = f.surface.segment_distance_mm(a, b);
+                    // Exact when the true distance is <= hot + 1e-6; larger
+                    // (or infinite) otherwise, which the check then reports.
+                    let slow = brute.distance_within(a, b, hot + 1e-6);
+                    ((hot - slow).abs(), k, hot, slow)
+                })
+                .reduce(|| (0.0, 0, 0.0, 0.0), |x, y| if y.0 > x.0 { y } else { x });
+            assert!(
+                worst.0 <= 1e-9,
+                "{}/{n}: candidate {}: segment_distance_mm = {} mm but brute force over every triangle gives {} mm (|diff| {:e} > 1e-9)",
+                f.name,
+                worst.1,
+                worst.2,
+                worst.3,
+                worst.0
+            );
+            eprintln!(
+                "exact_clearance {}/{n}: equal to brute force within {:.1e} mm (tolerance 1e-9)",
+                f.name, worst.0
+            );
+        }
+        let segs: Vec<_> = needle_segments(&f, COUNTS[0], 7 + COUNTS[0] as u64)
+            .into_iter()
+            .take(REF_DISTANCE_SEGMENTS)
+            .collect();
+        g.throughput(Throughput::Elements(segs.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(f.name), &segs, |b, segs| {
+            b.iter(|| {
+                segs.iter()
+                    .map(|(a, e)| brute.distance(black_box(a), black_box(e)))
+                    .sum::<f64>()
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bvh_build,
+    decision,
+    exact_clearance,
+    decision_reference,
+    exact_clearance_reference
+);
 criterion_main!(benches);

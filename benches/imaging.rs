@@ -76,5 +76,55 @@ fn bench_calibrate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_project, bench_calibrate);
+#[path = "support/reference.rs"]
+mod reference;
+
+/// Reference of `project/try_project` (issue 12): the same 10^6 points
+/// projected by a hand-written 3x4 product (`support/reference.rs`, no
+/// avnplan code). Before timing, asserts that `try_project` gives the same
+/// pixels within 1e-9 px and refuses the same points.
+fn bench_project_reference(c: &mut Criterion) {
+    let p = projection();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let pts = points(&mut rng, 1_000_000);
+    let m = p.matrix();
+    let rows: [[f64; 4]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| m[(r, c)]));
+    let min_depth = avnplan::imaging::MIN_DEPTH_MM;
+    for (k, x) in pts.iter().enumerate() {
+        let (hot, slow) = (
+            p.try_project(x),
+            reference::project_rows(&rows, x, min_depth),
+        );
+        let same = match (hot, slow) {
+            (Some(a), Some(b)) => (a.x - b[0]).abs() <= 1e-9 && (a.y - b[1]).abs() <= 1e-9,
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(
+            same,
+            "point {k} {x}: try_project gives {hot:?}, the reference 3x4 product {slow:?}"
+        );
+    }
+    let mut out: Vec<[f64; 2]> = Vec::with_capacity(pts.len());
+    let mut g = c.benchmark_group("ref/project");
+    g.throughput(Throughput::Elements(pts.len() as u64));
+    g.bench_function("try_project", |b| {
+        b.iter(|| {
+            out.clear();
+            out.extend(
+                pts.iter()
+                    .filter_map(|x| reference::project_rows(&rows, black_box(x), min_depth)),
+            );
+            black_box(out.len())
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_project,
+    bench_calibrate,
+    bench_project_reference
+);
 criterion_main!(benches);

@@ -93,5 +93,91 @@ fn bench_planning(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_planning);
+#[path = "support/reference.rs"]
+mod reference;
+
+/// Candidate pairs of the planning references.
+const REF_PLAN_PAIRS: usize = 50;
+
+/// References of `plan/decision/<femur>` and `plan/whole/<femur>` (issue
+/// 12): the clearance part of the decision (rule 2, past the entry
+/// allowance, at `Rules::axis_clearance_mm`) by brute force over every
+/// triangle (`support/reference.rs`, no avnplan code), single thread, on
+/// the first [`REF_PLAN_PAIRS`] pairs of the 1,000-pair selection that reach
+/// past the allowance. Before timing, asserts on those pairs that
+/// `Rules::check` agrees with it: `Ok` only where the brute force clears,
+/// `CorticalClearance` only where it does not.
+fn bench_planning_reference(c: &mut Criterion) {
+    for name in ["lhdl_ct_right", "tlem2_right"] {
+        let Some((model, case)) = real_model(name) else {
+            eprintln!("planning reference bench: femur mesh {name} not found; skipped");
+            continue;
+        };
+        let rules = Rules::new(&case.constraints, &[], 0.0);
+        let zone = candidates::default_entry_zone(&model).expect("entry zone");
+        let (entries, _) = candidates::sample_entries(&model, &zone.sphere, 1.0);
+        let tips: Vec<Point3<f64>> = candidates::sample_tips(&model, 2.0)
+            .into_iter()
+            .filter(|t| rules.tip_is_deep(&model.bone, t))
+            .collect();
+        let pairs: Vec<(usize, usize)> = (0..entries.len())
+            .flat_map(|i| (0..tips.len()).map(move |j| (i, j)))
+            .collect();
+        let n = 1_000usize.min(pairs.len());
+        let stride = (pairs.len() / n.max(1)).max(1);
+        let segs: Vec<(usize, Point3<f64>, Point3<f64>)> = pairs
+            .iter()
+            .step_by(stride)
+            .take(n)
+            .filter_map(|&(i, j)| {
+                let (e, t) = (&entries[i], tips[j]);
+                let len = (t - e.point).norm();
+                (len > rules.entry_allowance_mm && len <= rules.max_length_mm).then(|| {
+                    let split = e.point + (t - e.point) * (rules.entry_allowance_mm / len);
+                    (i, split, t)
+                })
+            })
+            .take(REF_PLAN_PAIRS)
+            .collect();
+        let m = model.bone.mesh();
+        let brute = reference::Brute::new(&m.vertices, &m.triangles);
+        let thr = rules.axis_clearance_mm;
+        let mut passed = 0;
+        for (k, (i, split, tip)) in segs.iter().enumerate() {
+            let clears = brute.clears(split, tip, thr);
+            match rules.check(&model.bone, &entries[*i], tip) {
+                Ok(()) => {
+                    passed += 1;
+                    assert!(
+                        clears,
+                        "{name}: pair {k}: Rules::check accepts it but brute force finds the surface closer than {thr} mm past the entry allowance"
+                    );
+                }
+                Err(avnplan::planning::RejectReason::CorticalClearance) => assert!(
+                    !clears,
+                    "{name}: pair {k}: Rules::check rejects it for cortical clearance but brute force clears {thr} mm"
+                ),
+                Err(_) => {}
+            }
+        }
+        eprintln!(
+            "planning reference {name}: {} pairs, {passed} accepted, Rules::check consistent with brute force",
+            segs.len()
+        );
+        for group in ["ref/plan/decision", "ref/plan/whole"] {
+            let mut g = c.benchmark_group(group);
+            g.throughput(Throughput::Elements(segs.len() as u64));
+            g.bench_with_input(BenchmarkId::from_parameter(name), &segs, |b, segs| {
+                b.iter(|| {
+                    segs.iter()
+                        .filter(|(_, a, t)| brute.clears(std::hint::black_box(a), t, thr))
+                        .count()
+                })
+            });
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench_planning, bench_planning_reference);
 criterion_main!(benches);

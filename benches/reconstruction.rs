@@ -91,9 +91,52 @@ fn bench(c: &mut Criterion) {
     });
 }
 
+#[path = "support/reference.rs"]
+mod reference;
+
+/// Reference of `reconstruct/*` (issue 12): a fixed dense workload of the
+/// same kind (a least-squares fit solved by hand, `support/reference.rs`, no
+/// avnplan code): 20 Gauss-Newton iterations of a sphere fit to 2,000 points
+/// of a 60-degree cap of the scene's head sphere. Before timing, asserts
+/// that `reconstruct` recovers the scene's head (centre within 0.05 mm,
+/// radius within 0.05 mm of the noise-free truth) and that the reference
+/// fit recovers its sphere within 1e-6 mm.
+fn bench_reference(c: &mut Criterion) {
+    let (centre, radius_mm) = (Point3::new(30.0, 0.0, 45.0), 24.0);
+    let mut no_mesh = ReconstructionOptions::default();
+    no_mesh.build_mesh = false;
+    let r = reconstruct(&scene(), &no_mesh).expect("reconstruction");
+    let (dc, dr) = (
+        (r.head.sphere.center - centre).norm(),
+        (r.head.sphere.radius_mm - radius_mm).abs(),
+    );
+    assert!(
+        dc <= 0.05 && dr <= 0.05,
+        "reconstruct: head centre off by {dc} mm, radius by {dr} mm (tolerance 0.05 mm each)"
+    );
+    let pts: Vec<Point3<f64>> = (0..2_000)
+        .map(|i| {
+            // Golden-angle spiral on the cap within 60 degrees of +z.
+            let k = f64::from(i) + 0.5;
+            let cos_t = 1.0 - (1.0 - 60f64.to_radians().cos()) * k / 2_000.0;
+            let sin_t = (1.0 - cos_t * cos_t).sqrt();
+            let phi = k * std::f64::consts::PI * (3.0 - 5f64.sqrt());
+            centre + Vector3::new(sin_t * phi.cos(), sin_t * phi.sin(), cos_t) * radius_mm
+        })
+        .collect();
+    let (c_fit, r_fit) = reference::sphere_fit_gauss_newton(&pts, 20);
+    let err = (Point3::from(c_fit) - centre)
+        .norm()
+        .max((r_fit - radius_mm).abs());
+    assert!(err <= 1e-6, "reference sphere fit off by {err} mm");
+    c.bench_function("ref/reconstruct", |b| {
+        b.iter(|| reference::sphere_fit_gauss_newton(std::hint::black_box(&pts), 20))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10);
-    targets = bench
+    targets = bench, bench_reference
 }
 criterion_main!(benches);
