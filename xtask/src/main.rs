@@ -255,7 +255,6 @@ fn bench(o: &Options) -> Result<ExitCode, String> {
         .baseline
         .clone()
         .unwrap_or_else(|| root.join(".ci").join("bench-baseline.json"));
-    let mut flagged = false;
     if o.write_baseline {
         let m = o.machine.clone().unwrap_or_else(machine);
         let command = format!("cargo xtask bench -- {}", o.criterion_args.join(" "));
@@ -274,7 +273,7 @@ fn bench(o: &Options) -> Result<ExitCode, String> {
             b.timed_only.len()
         );
     }
-    match std::fs::read_to_string(&path) {
+    let flagged = match std::fs::read_to_string(&path) {
         Ok(s) => {
             let b: Baseline =
                 serde_json::from_str(&s).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -291,7 +290,7 @@ fn bench(o: &Options) -> Result<ExitCode, String> {
             print!("{}", results::ratio_table(&report));
             println!();
             print!("{}", report.verdict_text());
-            flagged = !report.is_clean();
+            !report.is_clean()
         }
         Err(e) => {
             println!();
@@ -300,9 +299,9 @@ fn bench(o: &Options) -> Result<ExitCode, String> {
                  create it with `cargo xtask bench --write-baseline`",
                 path.display()
             );
-            flagged = true;
+            true
         }
-    }
+    };
     if !bench_ok {
         println!(
             "bench verdict: FAIL, a bench failed (its panic message is above; the benches \

@@ -380,8 +380,8 @@ pub fn compare(baseline: &Baseline, results: &[Measurement]) -> Report {
         let (verdict, baseline_ratio, change) = match (&reference, q, base) {
             (Some(r), Some(q), Some(b)) if *r == b.reference => {
                 let change = q / b.ratio - 1.0;
-                let v = if !(q <= b.ratio * (1.0 + tol)) {
-                    // Also catches a NaN ratio.
+                let v = if q.is_nan() || q > b.ratio * (1.0 + tol) {
+                    // A NaN ratio (a broken measurement) is flagged too.
                     Verdict::Regression
                 } else if q < b.ratio / (1.0 + tol) {
                     Verdict::Faster

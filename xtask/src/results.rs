@@ -69,11 +69,8 @@ fn read_one(dir: &Path) -> Result<Measurement, String> {
         .or_else(|| t["BytesDecimal"].as_u64())
         .or_else(|| t["ElementsAndBytes"]["bytes"].as_u64());
     Ok(Measurement {
-        group: group.to_owned(),
-        function,
-        median_ns,
-        elements,
         bytes,
+        ..Measurement::new(group, &function, median_ns, elements)
     })
 }
 
