@@ -39,11 +39,6 @@ impl Brute {
         Self { tris, lo, hi }
     }
 
-    /// Number of triangles.
-    pub fn len(&self) -> usize {
-        self.tris.len()
-    }
-
     /// Exact distance from the segment `[a, b]` to the surface, mm: every
     /// triangle, no pruning (the fixed reference workload of the exact
     /// clearance).
@@ -247,6 +242,10 @@ pub fn project_rows(p: &[[f64; 4]; 3], x: &Point3<f64>, min_depth: f64) -> Optio
 /// of a sphere (centre and radius) to `points`, `iters` iterations from the
 /// centroid, normal equations solved by hand (4x4 Gaussian elimination with
 /// partial pivoting). Returns the centre and radius, mm.
+#[allow(
+    clippy::needless_range_loop,
+    reason = "4x4 normal equations read best with explicit indices"
+)]
 pub fn sphere_fit_gauss_newton(points: &[Point3<f64>], iters: usize) -> ([f64; 3], f64) {
     let n = points.len().max(1) as f64;
     let c0 = points.iter().fold(Vector3::zeros(), |s, p| s + p.coords) / n;
@@ -277,6 +276,10 @@ pub fn sphere_fit_gauss_newton(points: &[Point3<f64>], iters: usize) -> ([f64; 3
 
 /// Solves a 4x4 system by Gaussian elimination with partial pivoting; a
 /// singular pivot gives a zero step in that unknown.
+#[allow(
+    clippy::needless_range_loop,
+    reason = "Gaussian elimination reads best with explicit indices"
+)]
 fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> [f64; 4] {
     for col in 0..4 {
         let piv = (col..4)

@@ -256,7 +256,12 @@ fn bench(o: &Options) -> Result<ExitCode, String> {
         .clone()
         .unwrap_or_else(|| root.join(".ci").join("bench-baseline.json"));
     if o.write_baseline {
-        let m = o.machine.clone().unwrap_or_else(machine);
+        let m = o.machine.clone().unwrap_or_else(|| {
+            format!(
+                "{}; load average {load_before} at the start (shared machine)",
+                machine()
+            )
+        });
         let command = format!("cargo xtask bench -- {}", o.criterion_args.join(" "));
         let tol = std::fs::read_to_string(&path)
             .ok()

@@ -183,7 +183,10 @@ pub fn ratio_table(report: &Report) -> String {
                 r.ratio.map_or("-".to_owned(), |q| format!("{q:.4e}")),
                 r.baseline.map_or("-".to_owned(), |q| format!("{q:.4e}")),
                 r.change
-                    .map_or("-".to_owned(), |c| format!("{:+.0} %", 100.0 * c)),
+                    // `+0 %` rather than `-0 %` for a change under 0.5 %.
+                    .map_or("-".to_owned(), |c| {
+                        format!("{:+.0} %", (100.0 * c).round() + 0.0)
+                    }),
                 r.verdict.label().to_owned(),
             ]
         })
@@ -227,6 +230,28 @@ mod tests {
         assert_eq!(fmt_time(2.5e9), "2.50 s");
         // 1000 elements in 4 ms: 250 k/s.
         assert_eq!(fmt_rate(1000, 4.0e6, "elem"), "250 kelem/s");
+    }
+
+    #[test]
+    fn ratio_table_shows_change_and_verdict() {
+        use crate::regress::{compare, Baseline};
+        let run = |hot_ns: f64| {
+            vec![
+                Measurement::new("decision", "lhdl/1000", hot_ns, Some(1000)),
+                Measurement::new("ref/decision", "lhdl", 2.0e7, Some(100)),
+            ]
+        };
+        let b = Baseline::from_results(&run(4.0e6), "m", "t", "c", 0.25);
+        let t = ratio_table(&compare(&b, &run(4.0e6 * 1.4)));
+        assert!(
+            t.contains(
+                "decision/lhdl/1000  ref/decision/lhdl  2.8000e-2  2.0000e-2  +40 %   REGRESSION"
+            ),
+            "{t}"
+        );
+        // A change under half a percent either way prints as +0 %.
+        let t = ratio_table(&compare(&b, &run(4.0e6 * 0.999)));
+        assert!(t.contains("+0 %    ok"), "{t}");
     }
 
     #[test]
