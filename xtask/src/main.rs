@@ -309,8 +309,9 @@ fn bench(o: &Options) -> Result<ExitCode, String> {
     };
     if !bench_ok {
         println!(
-            "bench verdict: FAIL, a bench failed (its panic message is above; the benches \
-             check their answers against exact references before timing)"
+            "bench verdict: FAIL, a bench failed (its error is above: a failed answer \
+             check, the benches compare with exact references before timing, or a bench that \
+             did not build or run)"
         );
         return Ok(ExitCode::FAILURE);
     }
