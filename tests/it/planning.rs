@@ -321,7 +321,8 @@ fn dumbbell(tunnel_inscribed_mm: f64, pose: &Isometry3<f64>) -> (HipModel, Case,
     }
     let mesh = mesh.transformed(pose);
     let bone = BoneSurface::new(mesh.clone()).expect("closed dumbbell");
-    let lesion = Lesion::Ellipsoid(Ellipsoid::sphere(pose * Point3::new(90.0, 0.0, 0.0), 4.0).unwrap());
+    let lesion =
+        Lesion::Ellipsoid(Ellipsoid::sphere(pose * Point3::new(90.0, 0.0, 0.0), 4.0).unwrap());
     let head = Sphere::new(pose * Point3::new(95.0, 0.0, 0.0), 20.0).unwrap();
     let model = HipModel::new(Side::Right, bone, BoneSource::Mesh, head, lesion);
     let mut case = Case::new(Side::Right, Vec::new());
@@ -378,7 +379,10 @@ fn one_mm_corridor_found_by_the_grid_at_the_stated_density() {
         plan.candidates, plan.safe_candidates, plan.warnings, plan.reasons
     );
     assert_eq!(plan.status, PlanStatus::Ok, "{:?}", plan.reasons);
-    assert!(plan.safe_candidates > 0, "the grid itself must hold safe pairs");
+    assert!(
+        plan.safe_candidates > 0,
+        "the grid itself must hold safe pairs"
+    );
     assert!(!plan.warnings.iter().any(|w| w.contains("coarsened")));
     let t = &plan.trajectories[0];
     // The path runs down the 1 mm tube: within 0.5 mm of its axis in the tunnel.
@@ -411,7 +415,10 @@ fn near_miss_rescue_finds_a_corridor_the_grid_misses() {
         "1 mm corridor, coarse grid: {} candidates, {} safe, warnings {:?}, reasons {:?}",
         plan.candidates, plan.safe_candidates, plan.warnings, plan.reasons
     );
-    assert_eq!(plan.safe_candidates, 0, "the coarse grid must miss the tube");
+    assert_eq!(
+        plan.safe_candidates, 0,
+        "the coarse grid must miss the tube"
+    );
     assert_eq!(plan.status, PlanStatus::Ok, "{:?}", plan.reasons);
     assert!(plan
         .warnings
@@ -516,7 +523,10 @@ fn default_entry_zone_reports_its_rule_and_stays_above_the_lesser_trochanter() {
             Some(EntryZoneRule::LateralCortexAboveLesserTrochanter)
         );
         for t in plan.trajectories.iter().chain(&plan.alternatives) {
-            assert!(height(&t.entry_mm) >= raised - 1e-9, "{name}: entry below LT");
+            assert!(
+                height(&t.entry_mm) >= raised - 1e-9,
+                "{name}: entry below LT"
+            );
         }
         if plan.status == PlanStatus::Ok {
             check_all(&model, &case, &mesh, &plan);
