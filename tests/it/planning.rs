@@ -465,7 +465,7 @@ fn closed_corridor_gives_no_safe_trajectory_with_the_reason() {
         let plan = plan_with(&model, &case, &opts).unwrap();
         assert_eq!(plan.status, PlanStatus::NoSafeTrajectory, "{spacing:?}");
         assert!(plan.trajectories.is_empty());
-        let n = |r| plan.reasons.get(&r).copied().unwrap_or(0);
+        let n = |r: RejectReason| plan.reasons.get(&r).copied().unwrap_or(0);
         assert!(n(RejectReason::CorticalClearance) > 0, "{:?}", plan.reasons);
         assert_eq!(n(RejectReason::ForbiddenZone), 0);
         assert_eq!(plan.safe_candidates, 0);
