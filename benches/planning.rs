@@ -20,8 +20,12 @@ use avnplan::{Case, Side};
 
 fn femur_dir() -> Option<PathBuf> {
     let env = std::env::var_os("AVNPLAN_FEMUR_DIR").map(PathBuf::from);
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/femur");
-    env.into_iter().chain([local]).find(|p| p.is_dir())
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let local = [
+        manifest.join("../shared/data/femur"),
+        manifest.join("../../shared/data/femur"),
+    ];
+    env.into_iter().chain(local).find(|p| p.is_dir())
 }
 
 /// A real femur with an anterosuperior ellipsoid lesion (3.7 mL).

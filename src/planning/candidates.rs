@@ -30,6 +30,13 @@ pub enum EntryZoneRule {
     /// head centre, leaves the lateral cortex (domain.md §7: lateral cortex,
     /// proximal to the lesser trochanter, along the neck).
     NeckAxisExtension,
+    /// The neck axis extension left the bone below the level of the lesser
+    /// trochanter, or not through the lateral cortex (a short reconstructed
+    /// femur): the zone is centred on the lateral cortex, found by a ray
+    /// cast laterally from the shaft axis at the higher of that exit's level
+    /// and half a zone radius above the lesser trochanter (domain.md §7:
+    /// never distal to the lesser trochanter).
+    LateralCortexAboveLesserTrochanter,
 }
 
 impl EntryZoneRule {
@@ -40,6 +47,9 @@ impl EntryZoneRule {
             EntryZoneRule::Case => "case_entry_zone",
             EntryZoneRule::NeckAxisExtension => {
                 "neck_axis_extension_on_lateral_cortex_above_lesser_trochanter"
+            }
+            EntryZoneRule::LateralCortexAboveLesserTrochanter => {
+                "lateral_cortex_from_shaft_axis_raised_above_lesser_trochanter"
             }
         }
     }
@@ -57,23 +67,72 @@ pub struct EntryZone {
 /// Default entry-zone radius, mm (the contract's example `radius_mm`).
 pub const DEFAULT_ENTRY_ZONE_RADIUS_MM: f64 = 15.0;
 
+/// Smallest cosine between the outward normal at the neck-axis exit and the
+/// lateral direction for the exit to count as lying on the lateral cortex
+/// (60 degrees).
+pub const LATERAL_COS_MIN: f64 = 0.5;
+
 /// The default entry zone: a sphere of [`DEFAULT_ENTRY_ZONE_RADIUS_MM`]
 /// centred where the neck axis, followed from the head centre away from the
-/// head, leaves the bone. `None` when the model has no neck axis or the
-/// line never leaves the bone.
+/// head, leaves the bone ([`EntryZoneRule::NeckAxisExtension`]).
+///
+/// When the shaft axis is known and that exit lies below the level of the
+/// lesser trochanter, or its outward normal is more than 60 degrees from
+/// the lateral direction (the neck axis leaving through the cut end of a
+/// short reconstructed femur), the zone is instead centred where a ray from
+/// the shaft axis, cast along the lateral direction (the neck direction
+/// made perpendicular to the shaft), leaves the bone, at the higher of the
+/// exit's level and half a zone radius above the lesser trochanter
+/// ([`EntryZoneRule::LateralCortexAboveLesserTrochanter`]). Entries below
+/// the lesser trochanter are dropped in any case ([`sample_entries`]).
+///
+/// `None` when the model has no neck axis or no such exit exists.
 #[must_use]
 pub fn default_entry_zone(model: &HipModel) -> Option<EntryZone> {
     let neck = model.neck_axis.as_ref()?;
     let dir = Unit::new_unchecked(-neck.direction.into_inner());
     let start = model.head.center;
-    let hit = model.bone.first_hit(&start, &dir, 400.0)?;
-    Some(EntryZone {
+    let hit = model.bone.first_hit(&start, &dir, 400.0);
+    let zone = |center: Point3<f64>, rule| EntryZone {
         sphere: Sphere {
-            center: hit.point,
+            center,
             radius_mm: DEFAULT_ENTRY_ZONE_RADIUS_MM,
         },
-        rule: EntryZoneRule::NeckAxisExtension,
-    })
+        rule,
+    };
+    let Some(shaft) = model.shaft_axis.as_ref() else {
+        return hit.map(|h| zone(h.point, EntryZoneRule::NeckAxisExtension));
+    };
+    let up = shaft.direction.into_inner();
+    let lateral = (dir.into_inner() - up * dir.dot(&up)).try_normalize(1e-9)?;
+    let height = |p: &Point3<f64>| (p - shaft.point).dot(&up);
+    let floor = model
+        .lesser_trochanter_level_mm
+        .map(|l| l + 0.5 * DEFAULT_ENTRY_ZONE_RADIUS_MM);
+    if let Some(h) = &hit {
+        let above = floor.is_none_or(|f| height(&h.point) >= f);
+        if above && h.normal.dot(&lateral) >= LATERAL_COS_MIN {
+            return Some(zone(h.point, EntryZoneRule::NeckAxisExtension));
+        }
+    }
+    let mut level = hit.map(|h| height(&h.point)).unwrap_or(f64::NEG_INFINITY);
+    if let Some(f) = floor {
+        level = level.max(f);
+    }
+    if !level.is_finite() {
+        return None;
+    }
+    let from = shaft.point + up * level;
+    if !model.bone.contains(&from) {
+        return hit.map(|h| zone(h.point, EntryZoneRule::NeckAxisExtension));
+    }
+    let out = model
+        .bone
+        .first_hit(&from, &Unit::new_unchecked(lateral), 400.0)?;
+    Some(zone(
+        out.point,
+        EntryZoneRule::LateralCortexAboveLesserTrochanter,
+    ))
 }
 
 /// Entries sampled in `zone` (see the module docs), in a deterministic

@@ -249,3 +249,302 @@ fn phantom_plans_are_safe_on_the_true_bone() {
     }
     eprintln!("{}", table.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// A synthetic bone whose only safe corridor is 1 mm wide.
+// ---------------------------------------------------------------------------
+
+/// Angular segments of the synthetic bone's surface of revolution.
+const RING: usize = 48;
+
+/// A "dumbbell" bone, a closed surface of revolution about the x axis of its
+/// own frame: an entry blob (radius 15 mm, pole at x = 0), a straight tunnel
+/// from x = 32 to x = 62 mm whose flat faces lie `tunnel_inscribed_mm` from
+/// the axis, and a head blob (radius 20 mm, up to x = 115 mm), moved by
+/// `pose`. With the default rules (needle radius 1.6 + clearance 2.0 =
+/// 3.6 mm) and a 4.1 mm tunnel, the axes that keep 3.6 mm from the tunnel
+/// are exactly the ones that stay within 0.5 mm of its axis over its whole
+/// 30 mm length: a tube 1 mm wide, the only corridor to the lesion (a
+/// 4 mm sphere at x = 90 mm, inside the head blob).
+fn dumbbell(tunnel_inscribed_mm: f64, pose: &Isometry3<f64>) -> (HipModel, Case, TriMesh) {
+    let rt = tunnel_inscribed_mm / (std::f64::consts::PI / RING as f64).cos();
+    // Profile (x, r) from pole to pole.
+    let mut prof: Vec<(f64, f64)> = Vec::new();
+    for k in 1..=24 {
+        let a = (k as f64) * std::f64::consts::FRAC_PI_2 / 24.0;
+        prof.push((15.0 - 15.0 * a.cos(), 15.0 * a.sin()));
+    }
+    prof.push((25.0, 15.0));
+    for k in 1..=7 {
+        let s = k as f64 / 7.0;
+        prof.push((25.0 + 7.0 * s, 15.0 + (rt - 15.0) * s));
+    }
+    for k in 1..=10 {
+        prof.push((32.0 + 3.0 * k as f64, rt));
+    }
+    for k in 1..=10 {
+        let s = k as f64 / 10.0;
+        prof.push((62.0 + 10.0 * s, rt + (20.0 - rt) * s));
+    }
+    prof.push((95.0, 20.0));
+    for k in 1..24 {
+        let a = (k as f64) * std::f64::consts::FRAC_PI_2 / 24.0;
+        prof.push((95.0 + 20.0 * a.sin(), 20.0 * a.cos()));
+    }
+    let mut v = vec![Point3::origin()];
+    for &(x, r) in &prof {
+        for j in 0..RING {
+            let t = j as f64 * std::f64::consts::TAU / RING as f64;
+            v.push(Point3::new(x, r * t.cos(), r * t.sin()));
+        }
+    }
+    let last = v.len() as u32;
+    v.push(Point3::new(115.0, 0.0, 0.0));
+    let ring = |k: usize, j: usize| (1 + k * RING + j % RING) as u32;
+    let mut tris = Vec::new();
+    for j in 0..RING {
+        tris.push([0, ring(0, j + 1), ring(0, j)]);
+    }
+    for k in 0..prof.len() - 1 {
+        for j in 0..RING {
+            tris.push([ring(k, j), ring(k, j + 1), ring(k + 1, j + 1)]);
+            tris.push([ring(k, j), ring(k + 1, j + 1), ring(k + 1, j)]);
+        }
+    }
+    let kl = prof.len() - 1;
+    for j in 0..RING {
+        tris.push([last, ring(kl, j), ring(kl, j + 1)]);
+    }
+    let mut mesh = TriMesh::new(v, tris).unwrap();
+    if mesh.signed_volume_mm3() < 0.0 {
+        mesh.flip_orientation();
+    }
+    let mesh = mesh.transformed(pose);
+    let bone = BoneSurface::new(mesh.clone()).expect("closed dumbbell");
+    let lesion =
+        Lesion::Ellipsoid(Ellipsoid::sphere(pose * Point3::new(90.0, 0.0, 0.0), 4.0).unwrap());
+    let head = Sphere::new(pose * Point3::new(95.0, 0.0, 0.0), 20.0).unwrap();
+    let model = HipModel::new(Side::Right, bone, BoneSource::Mesh, head, lesion);
+    let mut case = Case::new(Side::Right, Vec::new());
+    // The entry zone: 3 mm around a point beside the pole, off every grid.
+    case.entry_zone = Some(Sphere::new(pose * Point3::new(0.0, 0.37, -0.21), 3.0).unwrap());
+    (model, case, mesh)
+}
+
+/// A pose that puts the corridor off every axis-aligned grid.
+fn corridor_pose() -> Isometry3<f64> {
+    Isometry3::from_parts(
+        Translation3::new(12.3, -40.7, 101.9),
+        UnitQuaternion::from_euler_angles(0.31, -0.47, 0.83),
+    )
+}
+
+fn checker_confirms(model: &HipModel, case: &Case, mesh: &TriMesh, plan: &avnplan::planning::Plan) {
+    let checker = Checker::new(mesh);
+    for t in plan.trajectories.iter().chain(&plan.alternatives) {
+        let v = checker.check(
+            &t.entry_mm,
+            &t.tip_mm,
+            &case.constraints,
+            &case.forbidden_zones,
+            &|p| model.lesion.contains(p),
+        );
+        assert!(v.is_safe(), "unsafe trajectory {t:?}: {:?}", v.violations);
+    }
+}
+
+/// Distance from `p` to the corridor's axis (the x axis of the dumbbell frame).
+fn off_axis_mm(pose: &Isometry3<f64>, p: &Point3<f64>) -> f64 {
+    let q = pose.inverse() * p;
+    q.y.hypot(q.z)
+}
+
+/// The sampling guarantee: a pair lies in a convex tube of safe axes of
+/// width `w` when its entry and tip are both within `w / 2` of the tube's
+/// axis. The tip grid (spacing `h_t`) has a point within `h_t sqrt(3) / 2`
+/// of every point, the entry grid (spacing `h_e`, rays cast along the zone
+/// normal, at most a few degrees from this corridor) one within
+/// `h_e / sqrt(2)` in projection; `h_e = 0.6`, `h_t = 0.5` give 0.42 and
+/// 0.43 mm < 0.5 mm, so the grid alone holds safe pairs (no rescue).
+#[test]
+fn one_mm_corridor_found_by_the_grid_at_the_stated_density() {
+    let pose = corridor_pose();
+    let (model, case, mesh) = dumbbell(4.1, &pose);
+    let mut opts = PlanOptions::default();
+    opts.entry_spacing_mm = 0.6;
+    opts.tip_spacing_mm = Some(0.5);
+    let plan = plan_with(&model, &case, &opts).unwrap();
+    eprintln!(
+        "1 mm corridor, dense grid: {} candidates, {} safe, warnings {:?}, reasons {:?}",
+        plan.candidates, plan.safe_candidates, plan.warnings, plan.reasons
+    );
+    assert_eq!(plan.status, PlanStatus::Ok, "{:?}", plan.reasons);
+    assert!(
+        plan.safe_candidates > 0,
+        "the grid itself must hold safe pairs"
+    );
+    assert!(!plan.warnings.iter().any(|w| w.contains("coarsened")));
+    let t = &plan.trajectories[0];
+    // The path runs down the 1 mm tube: within 0.5 mm of its axis in the tunnel.
+    let dir = (t.tip_mm - t.entry_mm).normalize();
+    for k in 0..=30 {
+        let x = 32.0 + k as f64;
+        let e = pose.inverse() * t.entry_mm;
+        let s = (x - e.x) / (pose.inverse() * t.tip_mm - e).x;
+        let p = t.entry_mm + (t.tip_mm - t.entry_mm) * s;
+        // 0.5 mm towards a face, 0.501 mm towards a vertex of the 48-gon.
+        assert!(off_axis_mm(&pose, &p) <= 0.502, "{p} at x = {x}");
+    }
+    assert!(t.min_clearance_mm >= 2.0 - 1e-9);
+    assert!(dir.norm() > 0.99);
+    checker_confirms(&model, &case, &mesh, &plan);
+}
+
+/// With a grid that cannot hold a safe pair, the near-miss rescue (local
+/// search from the candidates that miss by <= 2 mm) finds the corridor; the
+/// result says so and passes the independent checker.
+///
+/// Why the grid cannot: a safe axis stays within 0.501 mm of the tunnel's
+/// axis from x = 32 to x = 62 mm, so its offset at the entry (x ~ 0) is at
+/// most 0.501 + 1.002 * 32 / 30 = 1.57 mm; the zone (4 mm around a point
+/// 2 mm off the axis) sampled every 4 mm holds its centre and four entries
+/// 4 mm from it, all at least 2 mm off the axis.
+#[test]
+fn near_miss_rescue_finds_a_corridor_the_grid_misses() {
+    let pose = corridor_pose();
+    let (model, mut case, mesh) = dumbbell(4.1, &pose);
+    case.entry_zone = Some(Sphere::new(pose * Point3::new(0.0, 2.0, 0.0), 4.0).unwrap());
+    let mut opts = PlanOptions::default();
+    opts.entry_spacing_mm = 4.0;
+    opts.tip_spacing_mm = Some(3.0);
+    let plan = plan_with(&model, &case, &opts).unwrap();
+    eprintln!(
+        "1 mm corridor, coarse grid: {} candidates, {} safe, warnings {:?}, reasons {:?}",
+        plan.candidates, plan.safe_candidates, plan.warnings, plan.reasons
+    );
+    assert_eq!(
+        plan.safe_candidates, 0,
+        "the coarse grid must miss the tube"
+    );
+    assert_eq!(plan.status, PlanStatus::Ok, "{:?}", plan.reasons);
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w.contains("narrower than the sampling grid")));
+    assert_eq!(plan.trajectories.len(), 1);
+    checker_confirms(&model, &case, &mesh, &plan);
+
+    // Without refinement there is no rescue: the same grid says no.
+    opts.refine = false;
+    let plan = plan_with(&model, &case, &opts).unwrap();
+    assert_eq!(plan.status, PlanStatus::NoSafeTrajectory);
+}
+
+/// The default options find the 1 mm corridor too (grid or rescue).
+#[test]
+fn one_mm_corridor_found_with_default_options() {
+    let pose = corridor_pose();
+    let (model, case, mesh) = dumbbell(4.1, &pose);
+    let plan = plan_with(&model, &case, &PlanOptions::default()).unwrap();
+    assert_eq!(plan.status, PlanStatus::Ok, "{:?}", plan.reasons);
+    checker_confirms(&model, &case, &mesh, &plan);
+}
+
+/// Closing the corridor: a tunnel 0.05 mm too narrow for the needle and its
+/// clearance (3.55 < 3.6 mm), or a forbidden sphere in the open tunnel,
+/// gives `no_safe_trajectory` with the rule that closes it, even though the
+/// rescue has near misses to start from (it never relaxes a rule).
+#[test]
+fn closed_corridor_gives_no_safe_trajectory_with_the_reason() {
+    let pose = corridor_pose();
+    let (model, case, _) = dumbbell(3.55, &pose);
+    for spacing in [(0.6, 0.5), (1.5, 2.0)] {
+        let mut opts = PlanOptions::default();
+        opts.entry_spacing_mm = spacing.0;
+        opts.tip_spacing_mm = Some(spacing.1);
+        let plan = plan_with(&model, &case, &opts).unwrap();
+        assert_eq!(plan.status, PlanStatus::NoSafeTrajectory, "{spacing:?}");
+        assert!(plan.trajectories.is_empty());
+        let n = |r: RejectReason| plan.reasons.get(&r).copied().unwrap_or(0);
+        assert!(n(RejectReason::CorticalClearance) > 0, "{:?}", plan.reasons);
+        assert_eq!(n(RejectReason::ForbiddenZone), 0);
+        assert_eq!(plan.safe_candidates, 0);
+    }
+
+    let (model, mut case, _) = dumbbell(4.1, &pose);
+    case.forbidden_zones
+        .push(Sphere::new(pose * Point3::new(47.0, 0.0, 0.0), 0.5).unwrap());
+    let plan = plan_with(&model, &case, &PlanOptions::default()).unwrap();
+    assert_eq!(plan.status, PlanStatus::NoSafeTrajectory);
+    assert!(
+        plan.reasons
+            .get(&RejectReason::ForbiddenZone)
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{:?}",
+        plan.reasons
+    );
+}
+
+/// The default entry zone says which rule placed it and never sits below
+/// the lesser trochanter: on the real femurs the neck-axis rule holds; with
+/// the lesser-trochanter level moved above the neck-axis exit, the zone is
+/// raised onto the lateral cortex above it, and every planned entry is
+/// above that level.
+#[test]
+fn default_entry_zone_reports_its_rule_and_stays_above_the_lesser_trochanter() {
+    use avnplan::planning::candidates::{default_entry_zone, DEFAULT_ENTRY_ZONE_RADIUS_MM};
+    use avnplan::planning::EntryZoneRule;
+    for name in ["lhdl_ct_right", "tlem2_right"] {
+        let Some((mut model, case, mesh)) = real_model(name, &Isometry3::identity()) else {
+            eprintln!("SKIPPED: femur mesh {name} not found");
+            continue;
+        };
+        let shaft = model.shaft_axis.unwrap();
+        let height = |p: &Point3<f64>| (p - shaft.point).dot(&shaft.direction);
+        let z = default_entry_zone(&model).unwrap();
+        assert_eq!(z.rule, EntryZoneRule::NeckAxisExtension, "{name}");
+        let lt = model.lesser_trochanter_level_mm.unwrap();
+        assert!(height(&z.sphere.center) > lt, "{name}");
+
+        // Pretend the lesser trochanter lies 10 mm above the neck-axis exit.
+        let raised = height(&z.sphere.center) + 10.0;
+        model.lesser_trochanter_level_mm = Some(raised);
+        let z2 = default_entry_zone(&model).unwrap();
+        assert_eq!(
+            z2.rule,
+            EntryZoneRule::LateralCortexAboveLesserTrochanter,
+            "{name}"
+        );
+        assert!(
+            height(&z2.sphere.center) >= raised + 0.5 * DEFAULT_ENTRY_ZONE_RADIUS_MM - 1.0,
+            "{name}: zone centre {} vs level {raised}",
+            height(&z2.sphere.center)
+        );
+        // On the surface, facing laterally.
+        assert!(model.bone.closest_point(&z2.sphere.center).distance_mm < 1e-6);
+        let plan = plan_with(&model, &case, &PlanOptions::default()).unwrap();
+        assert_eq!(
+            plan.entry_zone.map(|z| z.rule),
+            Some(EntryZoneRule::LateralCortexAboveLesserTrochanter)
+        );
+        for t in plan.trajectories.iter().chain(&plan.alternatives) {
+            assert!(
+                height(&t.entry_mm) >= raised - 1e-9,
+                "{name}: entry below LT"
+            );
+        }
+        if plan.status == PlanStatus::Ok {
+            check_all(&model, &case, &mesh, &plan);
+        }
+        eprintln!(
+            "{name}: raised zone {:?}, {} entries below LT rejected",
+            plan.status,
+            plan.reasons
+                .get(&RejectReason::EntryBelowLesserTrochanter)
+                .copied()
+                .unwrap_or(0)
+        );
+    }
+}
