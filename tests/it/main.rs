@@ -10,3 +10,6 @@ mod planning;
 mod recon;
 mod render;
 mod surface;
+mod fuzz_corpus;
+mod degenerate;
+mod shapes;
