@@ -222,7 +222,13 @@ pub fn plan_small(bytes: &[u8]) {
     let mut case = b.case.clone();
     case.bone_mesh = None;
     // Constraints, through the same validation as a case file.
-    let opt = |d: &mut Decoder, lo: f64, hi: f64| if d.bool() { Some(d.f64_in(lo, hi)) } else { None };
+    let opt = |d: &mut Decoder, lo: f64, hi: f64| {
+        if d.bool() {
+            Some(d.f64_in(lo, hi))
+        } else {
+            None
+        }
+    };
     let mut cw = ConstraintsWire::default();
     cw.needle_diameter_mm = opt(&mut d, 0.0, 8.0);
     cw.cortical_clearance_mm = opt(&mut d, 0.0, 8.0);
@@ -230,7 +236,11 @@ pub fn plan_small(bytes: &[u8]) {
     cw.entry_allowance_mm = opt(&mut d, 0.0, 20.0);
     cw.max_length_mm = opt(&mut d, 0.0, 200.0);
     cw.min_incidence_deg = opt(&mut d, -10.0, 100.0);
-    cw.passes = if d.bool() { Some(Integer(i64::from(d.u8() % 20))) } else { None };
+    cw.passes = if d.bool() {
+        Some(Integer(i64::from(d.u8() % 20)))
+    } else {
+        None
+    };
     cw.coverage_radius_mm = opt(&mut d, 0.0, 10.0);
     cw.max_breach_probability = opt(&mut d, -0.1, 1.1);
     case.constraints = match cw.to_constraints() {
@@ -283,7 +293,11 @@ pub fn plan_small(bytes: &[u8]) {
     }
     let mut o = PlanOptions::default();
     o.entry_spacing_mm = d.f64_in(1.5, 6.0);
-    o.tip_spacing_mm = if d.bool() { Some(d.f64_in(0.5, 6.0)) } else { None };
+    o.tip_spacing_mm = if d.bool() {
+        Some(d.f64_in(0.5, 6.0))
+    } else {
+        None
+    };
     o.target_tips = 1 + usize::from(d.u8() % 40);
     o.max_candidates = 1 + usize::from(d.u16() % 4000);
     o.exact_ranked = 1 + usize::from(d.u8() % 16);
@@ -314,19 +328,32 @@ pub fn plan_small(bytes: &[u8]) {
             t.down_the_barrel_rad.1,
             t.score,
         ];
-        assert!(nums.iter().all(|v| v.is_finite()), "non-finite trajectory {t:?}");
+        assert!(
+            nums.iter().all(|v| v.is_finite()),
+            "non-finite trajectory {t:?}"
+        );
         assert!(t.length_mm > 0.0);
         assert!(t.length_mm <= case.constraints.max_length_mm + 1e-9);
         assert!(t.min_clearance_mm + 1e-9 >= case.constraints.cortical_clearance_mm);
         for v in &t.views {
-            assert!(v.entry_px.iter().chain(v.tip_px.iter()).all(|c| c.is_finite()));
+            assert!(v
+                .entry_px
+                .iter()
+                .chain(v.tip_px.iter())
+                .all(|c| c.is_finite()));
         }
     }
 }
 
 /// A copy of a model (the model type is not `Clone`; its parts are).
 fn clone_model(m: &HipModel) -> HipModel {
-    let mut c = HipModel::new(m.side, m.bone.clone(), m.bone_source, m.head, m.lesion.clone());
+    let mut c = HipModel::new(
+        m.side,
+        m.bone.clone(),
+        m.bone_source,
+        m.head,
+        m.lesion.clone(),
+    );
     c.neck_axis = m.neck_axis;
     c.shaft_axis = m.shaft_axis;
     c.lesser_trochanter_level_mm = m.lesser_trochanter_level_mm;

@@ -165,8 +165,18 @@ fn nan_and_huge_values_in_constructors_are_typed_errors() {
     assert!(Sphere::new(Point3::new(nan, 0.0, 0.0), 1.0).is_err());
     assert!(Sphere::new(Point3::origin(), 0.0).is_err());
     assert!(Sphere::new(Point3::origin(), f64::INFINITY).is_err());
-    assert!(Ellipsoid::new(Point3::origin(), Vector3::new(1.0, 0.0, 1.0), Rotation3::identity()).is_err());
-    assert!(Ellipsoid::new(Point3::origin(), Vector3::new(1.0, nan, 1.0), Rotation3::identity()).is_err());
+    assert!(Ellipsoid::new(
+        Point3::origin(),
+        Vector3::new(1.0, 0.0, 1.0),
+        Rotation3::identity()
+    )
+    .is_err());
+    assert!(Ellipsoid::new(
+        Point3::origin(),
+        Vector3::new(1.0, nan, 1.0),
+        Rotation3::identity()
+    )
+    .is_err());
     assert!(TriMesh::new(vec![Point3::new(nan, 0.0, 0.0); 3], vec![[0, 1, 2]]).is_err());
     assert!(TriMesh::new(vec![Point3::origin(); 3], vec![[0, 1, 3]]).is_err());
     assert!(TriMesh::new(vec![], vec![]).is_err());
@@ -175,7 +185,9 @@ fn nan_and_huge_values_in_constructors_are_typed_errors() {
         Matrix3x4::repeat(nan),
         Matrix3x4::zeros(),
         Matrix3x4::from_row_slice(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
-        Matrix3x4::from_row_slice(&[1e300, 0.0, 0.0, 0.0, 0.0, 1e300, 0.0, 0.0, 0.0, 0.0, 1e-300, 1.0]),
+        Matrix3x4::from_row_slice(&[
+            1e300, 0.0, 0.0, 0.0, 0.0, 1e300, 0.0, 0.0, 0.0, 0.0, 1e-300, 1.0,
+        ]),
     ] {
         if let Ok(p) = Projection::from_matrix(&m) {
             assert!(finite3(&p.source_mm()), "{m}");
@@ -183,7 +195,13 @@ fn nan_and_huge_values_in_constructors_are_typed_errors() {
         }
     }
     // C-arms with NaN or absurd distances.
-    for (sid, sod) in [(nan, 650.0), (1000.0, 1000.0), (1e300, 1.0), (0.0, 0.0), (1000.0, -1.0)] {
+    for (sid, sod) in [
+        (nan, 650.0),
+        (1000.0, 1000.0),
+        (1e300, 1.0),
+        (0.0, 0.0),
+        (1000.0, -1.0),
+    ] {
         let mut c = carm(0.0, 0.0);
         c.sid_mm = sid;
         c.sod_mm = sod;
@@ -199,19 +217,33 @@ fn nan_and_huge_values_in_constructors_are_typed_errors() {
     with_nan[3].x = nan;
     assert!(fit_sphere(&with_nan).is_err());
     assert!(fit_line(&with_nan).is_err());
-    let coplanar: Vec<Point3<f64>> = (0..20).map(|i| Point3::new(i as f64, (i * i) as f64, 0.0)).collect();
-    ok_or_typed(&fit_sphere(&coplanar), |(s, r)| s.radius_mm.is_finite() && r.is_finite());
-    let collinear: Vec<Point2<f64>> = (0..10).map(|i| Point2::new(i as f64, 2.0 * i as f64)).collect();
+    let coplanar: Vec<Point3<f64>> = (0..20)
+        .map(|i| Point3::new(i as f64, (i * i) as f64, 0.0))
+        .collect();
+    ok_or_typed(&fit_sphere(&coplanar), |(s, r)| {
+        s.radius_mm.is_finite() && r.is_finite()
+    });
+    let collinear: Vec<Point2<f64>> = (0..10)
+        .map(|i| Point2::new(i as f64, 2.0 * i as f64))
+        .collect();
     assert!(fit_circle_2d(&collinear).is_err());
     let huge: Vec<Point2<f64>> = (0..10)
         .map(|i| Point2::new(1e300 * (i as f64).cos(), 1e300 * (i as f64).sin()))
         .collect();
-    ok_or_typed(&fit_circle_2d(&huge), |(c, r, rms)| c.x.is_finite() && r.is_finite() && rms.is_finite());
+    ok_or_typed(&fit_circle_2d(&huge), |(c, r, rms)| {
+        c.x.is_finite() && r.is_finite() && rms.is_finite()
+    });
     // Triangulation of NaN pixels.
     let (p0, p1) = (proj(0.0, 0.0), proj(90.0, 0.0));
-    let r = triangulate(&[(p0, Point2::new(nan, 1.0)), (p1, Point2::new(3.0, 4.0))], 1.0);
+    let r = triangulate(
+        &[(p0, Point2::new(nan, 1.0)), (p1, Point2::new(3.0, 4.0))],
+        1.0,
+    );
     assert!(r.is_err());
-    let r = triangulate(&[(p0, Point2::new(1e300, 1.0)), (p1, Point2::new(3.0, 4.0))], 1.0);
+    let r = triangulate(
+        &[(p0, Point2::new(1e300, 1.0)), (p1, Point2::new(3.0, 4.0))],
+        1.0,
+    );
     ok_or_typed(&r, |t| finite3(&t.point));
 }
 
@@ -278,17 +310,35 @@ fn empty_and_broken_meshes_are_typed_errors() {
         vertices: vec![],
         triangles: vec![],
     };
-    assert!(matches!(BoneSurface::new(empty.clone()), Err(Error::Mesh { .. })));
-    assert!(matches!(LesionMesh::new(empty.clone()), Err(Error::Mesh { .. })));
-    assert!(matches!(repair_and_check(empty, "e"), Err(Error::Mesh { .. })));
+    assert!(matches!(
+        BoneSurface::new(empty.clone()),
+        Err(Error::Mesh { .. })
+    ));
+    assert!(matches!(
+        LesionMesh::new(empty.clone()),
+        Err(Error::Mesh { .. })
+    ));
+    assert!(matches!(
+        repair_and_check(empty, "e"),
+        Err(Error::Mesh { .. })
+    ));
     // Out-of-range index and NaN vertex behind the public fields.
     let mut m = icosphere(Point3::origin(), 10.0, 1);
     m.triangles[3][1] = 10_000;
-    assert!(matches!(LesionMesh::new(m.clone()), Err(Error::Mesh { .. })));
-    assert!(matches!(BoneSurface::new(m.clone()), Err(Error::Mesh { .. })));
+    assert!(matches!(
+        LesionMesh::new(m.clone()),
+        Err(Error::Mesh { .. })
+    ));
+    assert!(matches!(
+        BoneSurface::new(m.clone()),
+        Err(Error::Mesh { .. })
+    ));
     let mut m = icosphere(Point3::origin(), 10.0, 1);
     m.vertices[2].z = f64::NAN;
-    assert!(matches!(LesionMesh::new(m.clone()), Err(Error::Mesh { .. })));
+    assert!(matches!(
+        LesionMesh::new(m.clone()),
+        Err(Error::Mesh { .. })
+    ));
     assert!(matches!(BoneSurface::new(m), Err(Error::Mesh { .. })));
     // Inside-out lesion mesh.
     let mut m = icosphere(Point3::origin(), 10.0, 1);
@@ -312,14 +362,29 @@ fn degenerate_mesh_files_are_typed_errors() {
     for (bytes, fmt) in [
         (Vec::new(), MeshFormat::Stl),
         (b"solid x\nendsolid x\n".to_vec(), MeshFormat::Stl),
-        (tri([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0]), MeshFormat::Stl),
-        (tri([f32::NAN, 0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 50.0, 0.0]), MeshFormat::Stl),
-        (b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n".to_vec(), MeshFormat::Obj),
+        (
+            tri([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0]),
+            MeshFormat::Stl,
+        ),
+        (
+            tri([f32::NAN, 0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 50.0, 0.0]),
+            MeshFormat::Stl,
+        ),
+        (
+            b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n".to_vec(),
+            MeshFormat::Obj,
+        ),
         (b"v 0 0 0\nf 1 2 3\n".to_vec(), MeshFormat::Obj),
-        (b"ply\nformat ascii 1.0\nelement vertex 0\nelement face 0\nend_header\n".to_vec(), MeshFormat::Ply),
+        (
+            b"ply\nformat ascii 1.0\nelement vertex 0\nelement face 0\nend_header\n".to_vec(),
+            MeshFormat::Ply,
+        ),
     ] {
         let e = load_mesh_bytes(&bytes, fmt, "m").unwrap_err();
-        assert!(matches!(e, Error::Mesh { .. } | Error::Invalid { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Mesh { .. } | Error::Invalid { .. }),
+            "{e}"
+        );
     }
 }
 
@@ -424,7 +489,11 @@ fn binary_stl_header_of_ten_million_triangles_is_refused() {
     b.extend(10_000_000u32.to_le_bytes());
     b.extend(vec![0u8; 50 * 4]);
     match load_mesh_bytes(&b, MeshFormat::Stl, "big.stl").unwrap_err() {
-        Error::LimitExceeded { what, limit, actual } => {
+        Error::LimitExceeded {
+            what,
+            limit,
+            actual,
+        } => {
             assert_eq!(what, "big.stl.triangles");
             assert_eq!(limit, MAX_TRIANGLES);
             assert_eq!(actual, 10_000_000);
@@ -472,7 +541,11 @@ fn case_with_ten_thousand_views_is_refused() {
     );
     let f: CaseFile = from_json_bytes_with_schema(text.as_bytes(), CASE_SCHEMA).unwrap();
     match f.to_case(std::path::Path::new(".")).unwrap_err() {
-        Error::LimitExceeded { what, limit, actual } => {
+        Error::LimitExceeded {
+            what,
+            limit,
+            actual,
+        } => {
             assert_eq!((what.as_str(), limit, actual), ("views", MAX_VIEWS, 10_000));
         }
         e => panic!("{e}"),

@@ -187,7 +187,11 @@ fn write_seed_corpus() {
             r#"{{"schema": "avnplan.fiducials/1", "image_size_px": [256, 256], "pixel_spacing_mm": [1.2, 1.2], "points": [{}]}}"#,
             pts.join(", ")
         );
-        put("fiducials_json", &format!("phantom{seed}.json"), fid.as_bytes());
+        put(
+            "fiducials_json",
+            &format!("phantom{seed}.json"),
+            fid.as_bytes(),
+        );
     }
     // Needle: two views.
     put(
