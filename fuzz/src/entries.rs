@@ -163,7 +163,7 @@ impl<'a> Decoder<'a> {
     }
     /// Next 16-bit value.
     pub fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) << 8 | u16::from(self.u8())
+        (u16::from(self.u8()) << 8) | u16::from(self.u8())
     }
     /// A value in `[lo, hi]` (65536 steps), or, for 6 in 256 draws, one of
     /// the values that break careless code: 0, a negative, a huge number,
@@ -229,20 +229,22 @@ pub fn plan_small(bytes: &[u8]) {
             None
         }
     };
-    let mut cw = ConstraintsWire::default();
-    cw.needle_diameter_mm = opt(&mut d, 0.0, 8.0);
-    cw.cortical_clearance_mm = opt(&mut d, 0.0, 8.0);
-    cw.subchondral_margin_mm = opt(&mut d, 0.0, 10.0);
-    cw.entry_allowance_mm = opt(&mut d, 0.0, 20.0);
-    cw.max_length_mm = opt(&mut d, 0.0, 200.0);
-    cw.min_incidence_deg = opt(&mut d, -10.0, 100.0);
-    cw.passes = if d.bool() {
-        Some(Integer(i64::from(d.u8() % 20)))
-    } else {
-        None
+    // Struct fields are evaluated in the order written: the decoder's order.
+    let cw = ConstraintsWire {
+        needle_diameter_mm: opt(&mut d, 0.0, 8.0),
+        cortical_clearance_mm: opt(&mut d, 0.0, 8.0),
+        subchondral_margin_mm: opt(&mut d, 0.0, 10.0),
+        entry_allowance_mm: opt(&mut d, 0.0, 20.0),
+        max_length_mm: opt(&mut d, 0.0, 200.0),
+        min_incidence_deg: opt(&mut d, -10.0, 100.0),
+        passes: if d.bool() {
+            Some(Integer(i64::from(d.u8() % 20)))
+        } else {
+            None
+        },
+        coverage_radius_mm: opt(&mut d, 0.0, 10.0),
+        max_breach_probability: opt(&mut d, -0.1, 1.1),
     };
-    cw.coverage_radius_mm = opt(&mut d, 0.0, 10.0);
-    cw.max_breach_probability = opt(&mut d, -0.1, 1.1);
     case.constraints = match cw.to_constraints() {
         Ok(c) => c,
         Err(e) => return check_error("case.json", &e),

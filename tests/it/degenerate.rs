@@ -38,16 +38,7 @@ use proptest::prelude::*;
 use crate::shapes::{cube, icosphere};
 
 fn carm(primary_deg: f64, secondary_deg: f64) -> CArm {
-    CArm {
-        sid_mm: 1000.0,
-        sod_mm: 650.0,
-        primary_angle_rad: primary_deg.to_radians(),
-        secondary_angle_rad: secondary_deg.to_radians(),
-        pixel_spacing_mm: [0.3, 0.3],
-        isocenter_mm: Point3::origin(),
-        principal_point_px: None,
-        image_size_px: [1024, 1024],
-    }
+    crate::recon::carm(primary_deg, secondary_deg, 650.0)
 }
 
 fn proj(primary_deg: f64, secondary_deg: f64) -> Projection {
