@@ -363,8 +363,11 @@ fn clone_model(m: &HipModel) -> HipModel {
     c
 }
 
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every target by name, for the replay test and the fuzz binaries.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Entry); 6] = [
     ("case_json", case_json),
     ("plan_json", plan_json),
     ("needle_json", needle_json),

@@ -231,6 +231,6 @@ fn write_seed_corpus() {
     put("plan_small", "zeros", &[0u8; 64]);
     put("plan_small", "ramp", &(0..=255u8).collect::<Vec<_>>());
     let mut mid = vec![1u8];
-    mid.extend(std::iter::repeat([0u8, 0x80, 0x00]).take(40).flatten());
+    mid.extend(std::iter::repeat_n([0u8, 0x80, 0x00], 40).flatten());
     put("plan_small", "mid", &mid);
 }

@@ -253,8 +253,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::shapes::{cube, icosphere};
+// By path, not `crate::shapes`: benches/bone.rs includes this file too.
+#[path = "shapes.rs"]
+#[allow(dead_code)]
+mod shapes;
 use fixtures::{load_femur, needle_segments, BruteForce, Femur, THRESHOLD_MM};
+use shapes::{cube, icosphere};
 
 fn femurs() -> &'static [Femur] {
     static F: OnceLock<Vec<Femur>> = OnceLock::new();
