@@ -471,7 +471,8 @@ fn mesh_lesion_matches_its_ellipsoid() {
     // A UV sphere mesh of radius 8 mm: volume converges to the sphere.
     let r = 8.0;
     let c = Point3::new(10.0, -4.0, 3.0);
-    let m = avnplan::anatomy::LesionMesh::new(crate::shapes::uv_sphere(c, r, 64, 32)).unwrap();
+    let m =
+        avnplan::anatomy::LesionMesh::new(crate::surface::shapes::uv_sphere(c, r, 64, 32)).unwrap();
     let l = Lesion::Mesh(m);
     let sphere_ml = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3) / 1000.0;
     assert!((l.volume_ml() - sphere_ml).abs() < 0.01 * sphere_ml);

@@ -35,7 +35,7 @@ use avnplan::{Case, Error};
 use nalgebra::{Matrix3x4, Point2, Point3, Rotation3, Vector3};
 use proptest::prelude::*;
 
-use crate::shapes::{cube, icosphere};
+use crate::surface::shapes::{cube, icosphere};
 
 fn carm(primary_deg: f64, secondary_deg: f64) -> CArm {
     crate::recon::carm(primary_deg, secondary_deg, 650.0)

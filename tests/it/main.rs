@@ -11,5 +11,4 @@ mod phantom;
 mod planning;
 mod recon;
 mod render;
-mod shapes;
 mod surface;

@@ -1,7 +1,7 @@
 //! Pictures: silhouettes against analytic projections, SVG well-formedness,
 //! determinism, PNG decoding, 3D scene and OBJ round trip.
 
-use crate::shapes::{cube_posed as cube, uv_sphere};
+use crate::surface::shapes::{cube_posed as cube, uv_sphere};
 use std::path::PathBuf;
 
 use approx::assert_relative_eq;

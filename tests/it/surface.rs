@@ -253,10 +253,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-// By path, not `crate::shapes`: benches/bone.rs includes this file too.
+// The shared test meshes, by path: benches/bone.rs includes this file too.
 #[path = "shapes.rs"]
 #[allow(dead_code)]
-mod shapes;
+pub(crate) mod shapes;
 use fixtures::{load_femur, needle_segments, BruteForce, Femur, THRESHOLD_MM};
 use shapes::{cube, icosphere};
 
