@@ -88,7 +88,8 @@ impl LesionMesh {
     /// # Errors
     /// * [`Error::LimitExceeded`] (`lesion.mesh.triangles`) above
     ///   [`MAX_LESION_TRIANGLES`];
-    /// * [`Error::Mesh`] (`lesion.mesh`) when an edge is not shared by
+    /// * [`Error::Mesh`] (`lesion.mesh`) when the mesh has no triangles, an
+    ///   index out of range or a non-finite vertex, when an edge is not shared by
     ///   exactly two triangles with opposite directions (open or
     ///   inconsistently oriented), or when the signed volume is not positive
     ///   (normals point inwards).
@@ -113,6 +114,28 @@ impl LesionMesh {
                 limit: MAX_LESION_TRIANGLES,
                 actual: mesh.triangles.len(),
             });
+        }
+        // The mesh's fields are public: re-check what `TriMesh::new` checks
+        // (an empty or out-of-range mesh would otherwise index out of bounds).
+        if mesh.triangles.is_empty() {
+            return Err(Error::mesh("lesion.mesh", "has no triangles"));
+        }
+        let nv = mesh.vertices.len();
+        if mesh.triangles.iter().flatten().any(|&i| i as usize >= nv) {
+            return Err(Error::mesh(
+                "lesion.mesh",
+                "a triangle refers to a missing vertex",
+            ));
+        }
+        if mesh
+            .vertices
+            .iter()
+            .any(|v| !(v.x.is_finite() && v.y.is_finite() && v.z.is_finite()))
+        {
+            return Err(Error::mesh(
+                "lesion.mesh",
+                "a vertex is not finite (NaN or infinity)",
+            ));
         }
         let mut directed: HashMap<(u32, u32), u32> = HashMap::new();
         for t in &mesh.triangles {

@@ -542,6 +542,27 @@ fn check_name(field: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a file's list of views by name: 2 to [`MAX_VIEWS`] of them,
+/// names as [`check_view_names`] (fields `views[i].name`).
+pub(crate) fn check_view_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Result<()> {
+    let n = names.len();
+    if n > MAX_VIEWS {
+        return Err(Error::LimitExceeded {
+            what: "views".into(),
+            limit: MAX_VIEWS,
+            actual: n,
+        });
+    }
+    if n < 2 {
+        return Err(Error::too_few("views", 2, n));
+    }
+    check_view_names(
+        names
+            .enumerate()
+            .map(|(i, name)| (format!("views[{i}].name"), name)),
+    )
+}
+
 /// Checks view names: non-empty, at most 64 characters, unique.
 /// `names` are `(field, name)` pairs.
 pub(crate) fn check_view_names<'a>(names: impl Iterator<Item = (String, &'a str)>) -> Result<()> {
@@ -924,22 +945,7 @@ impl CaseFile {
                 format!("expected \"{CASE_SCHEMA}\", got \"{}\"", self.schema),
             ));
         }
-        if self.views.len() > MAX_VIEWS {
-            return Err(Error::LimitExceeded {
-                what: "views".into(),
-                limit: MAX_VIEWS,
-                actual: self.views.len(),
-            });
-        }
-        if self.views.len() < 2 {
-            return Err(Error::too_few("views", 2, self.views.len()));
-        }
-        check_view_names(
-            self.views
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("views[{i}].name"), v.name.as_str())),
-        )?;
+        check_view_list(self.views.iter().map(|v| v.name.as_str()))?;
         let views = self
             .views
             .iter()

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use nalgebra::Point3;
@@ -61,30 +61,157 @@ pub const METRES_BELOW_MM: f64 = 5.0;
 /// # Ok::<(), avnplan::Error>(())
 /// ```
 pub fn load_mesh(path: &Path) -> Result<(TriMesh, Vec<String>)> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
     let name = path.display().to_string();
-    let mesh = match ext.as_str() {
-        "stl" => read_stl(path, &name)?,
-        "obj" => read_obj(path, &name)?,
-        "ply" => read_ply(path, &name)?,
-        _ => {
-            return Err(Error::invalid(
-                name,
-                format!("unsupported mesh file extension {ext:?}: expected .stl, .obj or .ply"),
-            ))
-        }
-    };
-    repair_and_check(mesh, &name)
+    let format = MeshFormat::from_path(path)?;
+    let bytes = super::json::read_limited(path)?;
+    load_mesh_bytes(&bytes, format, &name)
 }
 
-fn open(path: &Path) -> Result<BufReader<File>> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|e| Error::io(path, e))
+/// A mesh file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeshFormat {
+    /// STL, binary or ASCII (told apart by content).
+    Stl,
+    /// Wavefront OBJ.
+    Obj,
+    /// PLY, ASCII or binary.
+    Ply,
+}
+
+impl MeshFormat {
+    /// The format named by a path's extension (`.stl`, `.obj`, `.ply`, any
+    /// case).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the path for any other extension.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        match ext.as_str() {
+            "stl" => Ok(MeshFormat::Stl),
+            "obj" => Ok(MeshFormat::Obj),
+            "ply" => Ok(MeshFormat::Ply),
+            _ => Err(Error::invalid(
+                path.display().to_string(),
+                format!("unsupported mesh file extension {ext:?}: expected .stl, .obj or .ply"),
+            )),
+        }
+    }
+}
+
+/// Parses a mesh file held in memory (the bytes of a `.stl`, `.obj` or
+/// `.ply` file), then runs [`repair_and_check`] on it; `name` names the mesh
+/// in errors and warnings. [`load_mesh`] is this on a file's bytes.
+///
+/// Bounded: a binary STL whose header counts more than
+/// [`MAX_TRIANGLES`](crate::geometry::MAX_TRIANGLES) triangles, or more than
+/// the bytes hold, is refused before anything is allocated for it; every
+/// format is refused above that many triangles after parsing.
+///
+/// # Errors
+/// [`Error::LimitExceeded`] (`NAME.triangles`) above the triangle limit;
+/// [`Error::Mesh`] when the bytes cannot be parsed or the mesh fails
+/// [`repair_and_check`].
+///
+/// # Example
+/// ```
+/// use avnplan::io::mesh::{load_mesh_bytes, MeshFormat};
+/// use approx::assert_relative_eq;
+/// let obj = b"v 0 0 0\nv 40 0 0\nv 0 40 0\nv 0 0 40\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n";
+/// let (m, warnings) = load_mesh_bytes(obj, MeshFormat::Obj, "tet.obj")?;
+/// assert!(warnings.is_empty());
+/// assert_relative_eq!(m.signed_volume_mm3(), 40.0f64.powi(3) / 6.0, epsilon = 1e-9);
+/// # Ok::<(), avnplan::Error>(())
+/// ```
+pub fn load_mesh_bytes(
+    bytes: &[u8],
+    format: MeshFormat,
+    name: &str,
+) -> Result<(TriMesh, Vec<String>)> {
+    let mesh = match format {
+        MeshFormat::Stl => read_stl(bytes, name)?,
+        MeshFormat::Obj => read_obj(bytes, name)?,
+        MeshFormat::Ply => read_ply(bytes, name)?,
+    };
+    repair_and_check(mesh, name)
+}
+
+/// Size of a binary STL header (80 bytes of text, a little-endian `u32`
+/// triangle count) and of one triangle record (normal, 3 vertices, 2 bytes).
+const STL_HEADER_BYTES: usize = 84;
+const STL_TRIANGLE_BYTES: usize = 50;
+
+/// Whether `bytes` are a binary STL: the header's triangle count matches
+/// the length exactly (many binary files start with `solid` too), or the
+/// file does not start with `solid`.
+fn stl_is_binary(bytes: &[u8]) -> bool {
+    if bytes.len() >= STL_HEADER_BYTES {
+        let count = u64::from(u32::from_le_bytes([
+            bytes[80], bytes[81], bytes[82], bytes[83],
+        ]));
+        if STL_HEADER_BYTES as u64 + STL_TRIANGLE_BYTES as u64 * count == bytes.len() as u64 {
+            return true;
+        }
+    }
+    !bytes.trim_ascii_start().starts_with(b"solid")
+}
+
+/// Reads a binary STL as a triangle soup, refusing a header count above
+/// the triangle limit or above what the bytes hold before allocating.
+fn read_binary_stl(bytes: &[u8], name: &str) -> Result<TriMesh> {
+    use crate::geometry::MAX_TRIANGLES;
+    if bytes.len() < STL_HEADER_BYTES {
+        return Err(Error::mesh(
+            name,
+            format!(
+                "cannot parse STL: {} bytes, shorter than the 84-byte binary header",
+                bytes.len()
+            ),
+        ));
+    }
+    let count = u32::from_le_bytes([bytes[80], bytes[81], bytes[82], bytes[83]]) as usize;
+    if count > MAX_TRIANGLES {
+        return Err(Error::LimitExceeded {
+            what: format!("{name}.triangles"),
+            limit: MAX_TRIANGLES,
+            actual: count,
+        });
+    }
+    let body = &bytes[STL_HEADER_BYTES..];
+    if body.len() / STL_TRIANGLE_BYTES < count {
+        return Err(Error::mesh(
+            name,
+            format!(
+                "cannot parse STL: the binary header counts {count} triangles, the file holds {}",
+                body.len() / STL_TRIANGLE_BYTES
+            ),
+        ));
+    }
+    let mut vertices = Vec::with_capacity(3 * count);
+    let mut tris = Vec::with_capacity(count);
+    for rec in body.chunks_exact(STL_TRIANGLE_BYTES).take(count) {
+        let f = |o: usize| {
+            f64::from(f32::from_le_bytes([
+                rec[o],
+                rec[o + 1],
+                rec[o + 2],
+                rec[o + 3],
+            ]))
+        };
+        let b = vertices.len() as u32;
+        for k in 0..3 {
+            let o = 12 + 12 * k;
+            vertices.push(Point3::new(f(o), f(o + 4), f(o + 8)));
+        }
+        tris.push([b, b + 1, b + 2]);
+    }
+    if tris.is_empty() {
+        return Err(Error::mesh(name, "STL file has no triangles"));
+    }
+    raw_mesh(name, vertices, tris)
 }
 
 /// Builds a raw mesh (indices checked, no topology check) from parts.
@@ -95,8 +222,11 @@ fn raw_mesh(name: &str, vertices: Vec<Point3<f64>>, triangles: Vec<[u32; 3]>) ->
     })
 }
 
-fn read_stl(path: &Path, name: &str) -> Result<TriMesh> {
-    let mut r = open(path)?;
+fn read_stl(bytes: &[u8], name: &str) -> Result<TriMesh> {
+    if stl_is_binary(bytes) {
+        return read_binary_stl(bytes, name);
+    }
+    let mut r = std::io::Cursor::new(bytes);
     let m = stl_io::read_stl(&mut r)
         .map_err(|e| Error::mesh(name, format!("cannot parse STL: {e}")))?;
     let vertices = m
@@ -115,8 +245,8 @@ fn read_stl(path: &Path, name: &str) -> Result<TriMesh> {
     raw_mesh(name, vertices, tris)
 }
 
-fn read_obj(path: &Path, name: &str) -> Result<TriMesh> {
-    let mut r = open(path)?;
+fn read_obj(bytes: &[u8], name: &str) -> Result<TriMesh> {
+    let mut r = bytes;
     let opts = tobj::LoadOptions {
         triangulate: true,
         single_index: true,
@@ -176,10 +306,10 @@ fn ply_list(p: &ply_rs_bw::ply::Property) -> Option<Vec<i64>> {
     })
 }
 
-fn read_ply(path: &Path, name: &str) -> Result<TriMesh> {
+fn read_ply(bytes: &[u8], name: &str) -> Result<TriMesh> {
     use ply_rs_bw::parser::Parser;
     use ply_rs_bw::ply::DefaultElement;
-    let mut r = open(path)?;
+    let mut r = bytes;
     let ply = Parser::<DefaultElement>::new()
         .read_ply(&mut r)
         .map_err(|e| Error::mesh(name, format!("cannot parse PLY: {e}")))?;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::case::{check_view_directions, check_view_names, MAX_VIEWS};
+use super::case::{check_view_directions, check_view_list};
 use super::json::read_json_with_schema;
 use crate::case::Case;
 use crate::error::{Error, Result};
@@ -57,22 +57,7 @@ impl NeedleFile {
                 format!("expected \"{NEEDLE_SCHEMA}\", got \"{}\"", self.schema),
             ));
         }
-        if self.views.len() > MAX_VIEWS {
-            return Err(Error::LimitExceeded {
-                what: "views".into(),
-                limit: MAX_VIEWS,
-                actual: self.views.len(),
-            });
-        }
-        if self.views.len() < 2 {
-            return Err(Error::too_few("views", 2, self.views.len()));
-        }
-        check_view_names(
-            self.views
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("views[{i}].name"), v.name.as_str())),
-        )?;
+        check_view_list(self.views.iter().map(|v| v.name.as_str()))?;
         for (i, v) in self.views.iter().enumerate() {
             if dist_px(&v.shaft_px[0], &v.shaft_px[1]) <= 0.0 {
                 return Err(Error::invalid(

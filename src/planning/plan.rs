@@ -32,8 +32,10 @@ pub struct PlanOptions {
     pub tip_spacing_mm: Option<f64>,
     /// Number of tips aimed at when `tip_spacing_mm` is `None`. Default 150.
     pub target_tips: usize,
-    /// Hard limit on candidate pairs; above it the entry grid is coarsened
-    /// and a warning says so. Default 1,000,000.
+    /// Hard limit on candidate pairs; above it the tip grid (when it alone
+    /// holds more tips than this) and then the entry grid are coarsened and
+    /// a warning says so, so that at most this many pairs are evaluated
+    /// (plus the bounded local refinement). Default 1,000,000.
     pub max_candidates: usize,
     /// How many of the best safe candidates get their exact clearance
     /// computed for the final ranking. Default 256.
@@ -270,7 +272,27 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
             .cbrt()
             .clamp(0.5, 5.0)
     });
-    let all_tips = sample_tips(model, tip_h);
+    // Bound the tip count by the candidate limit too (one entry times every
+    // tip is a candidate each): a fine tip spacing in a large lesion would
+    // otherwise give millions of tips whatever the entry grid.
+    let max_tips = opts.max_candidates.max(1);
+    let mut tip_h = tip_h;
+    if lesion_mm3.is_finite() && lesion_mm3 / tip_h.powi(3) > max_tips as f64 {
+        tip_h = (lesion_mm3 / max_tips as f64).cbrt();
+        warnings.push(format!(
+            "candidate limit {}: tip spacing coarsened to {tip_h:.2} mm",
+            opts.max_candidates
+        ));
+    }
+    let mut all_tips = sample_tips(model, tip_h);
+    while all_tips.len() > max_tips {
+        tip_h *= 1.25;
+        all_tips = sample_tips(model, tip_h);
+        warnings.push(format!(
+            "candidate limit {}: tip spacing coarsened to {tip_h:.2} mm",
+            opts.max_candidates
+        ));
+    }
     let tip_ok: Vec<bool> = all_tips
         .par_iter()
         .map(|t| rules.tip_is_deep(&model.bone, t))

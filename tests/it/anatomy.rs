@@ -468,31 +468,11 @@ fn kerboul_lesion_volume_matches_monte_carlo_and_grid() {
 
 #[test]
 fn mesh_lesion_matches_its_ellipsoid() {
-    // An icosphere-like UV sphere mesh of radius 8 mm: volume converges to the sphere.
-    let (nu, nv) = (64usize, 32usize);
+    // A UV sphere mesh of radius 8 mm: volume converges to the sphere.
     let r = 8.0;
     let c = Point3::new(10.0, -4.0, 3.0);
-    let mut v = vec![c + Vector3::new(0.0, 0.0, r), c - Vector3::new(0.0, 0.0, r)];
-    for j in 1..nv {
-        let th = std::f64::consts::PI * j as f64 / nv as f64;
-        for i in 0..nu {
-            let ph = std::f64::consts::TAU * i as f64 / nu as f64;
-            v.push(c + Vector3::new(th.sin() * ph.cos(), th.sin() * ph.sin(), th.cos()) * r);
-        }
-    }
-    let idx = |j: usize, i: usize| (2 + (j - 1) * nu + i % nu) as u32;
-    let mut t = Vec::new();
-    for i in 0..nu {
-        t.push([0, idx(1, i), idx(1, i + 1)]);
-        t.push([1, idx(nv - 1, i + 1), idx(nv - 1, i)]);
-    }
-    for j in 1..nv - 1 {
-        for i in 0..nu {
-            t.push([idx(j, i), idx(j + 1, i), idx(j + 1, i + 1)]);
-            t.push([idx(j, i), idx(j + 1, i + 1), idx(j, i + 1)]);
-        }
-    }
-    let m = avnplan::anatomy::LesionMesh::new(TriMesh::new(v, t).unwrap()).unwrap();
+    let m =
+        avnplan::anatomy::LesionMesh::new(crate::surface::shapes::uv_sphere(c, r, 64, 32)).unwrap();
     let l = Lesion::Mesh(m);
     let sphere_ml = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3) / 1000.0;
     assert!((l.volume_ml() - sphere_ml).abs() < 0.01 * sphere_ml);

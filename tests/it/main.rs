@@ -3,6 +3,8 @@ mod anatomy;
 mod checker;
 mod cli;
 mod data;
+mod degenerate;
+mod fuzz_corpus;
 mod imaging;
 mod io;
 mod phantom;

@@ -23,7 +23,7 @@ const HEAD_RADIUS_RANGE_MM: std::ops::Range<f64> = 20.0..27.0;
 const HEAD_OFFSET_RANGE_MM: std::ops::Range<f64> = -25.0..25.0;
 const LATERAL_ANGLE_RANGE_DEG: std::ops::Range<f64> = 60.0..95.0;
 
-fn carm(primary_deg: f64, secondary_deg: f64, sod_mm: f64) -> CArm {
+pub(crate) fn carm(primary_deg: f64, secondary_deg: f64, sod_mm: f64) -> CArm {
     CArm {
         sid_mm: 1000.0,
         sod_mm,

@@ -1,6 +1,7 @@
 //! Pictures: silhouettes against analytic projections, SVG well-formedness,
 //! determinism, PNG decoding, 3D scene and OBJ round trip.
 
+use crate::surface::shapes::{cube_posed as cube, uv_sphere};
 use std::path::PathBuf;
 
 use approx::assert_relative_eq;
@@ -23,60 +24,6 @@ fn ap() -> Projection {
         &Vector3::new(0.0, 0.3, 0.0),
     )
     .unwrap()
-}
-
-/// A UV sphere with `n_lon` x `n_lat` quads, outward triangles.
-fn uv_sphere(c: Point3<f64>, r: f64, n_lon: u32, n_lat: u32) -> TriMesh {
-    let mut v = vec![c + Vector3::new(0.0, 0.0, r)];
-    for i in 1..n_lat {
-        let th = std::f64::consts::PI * f64::from(i) / f64::from(n_lat);
-        for j in 0..n_lon {
-            let ph = std::f64::consts::TAU * f64::from(j) / f64::from(n_lon);
-            v.push(c + r * Vector3::new(th.sin() * ph.cos(), th.sin() * ph.sin(), th.cos()));
-        }
-    }
-    v.push(c - Vector3::new(0.0, 0.0, r));
-    let south = v.len() as u32 - 1;
-    let ring = |i: u32, j: u32| 1 + (i - 1) * n_lon + j % n_lon;
-    let mut t = Vec::new();
-    for j in 0..n_lon {
-        t.push([0, ring(1, j), ring(1, j + 1)]);
-        t.push([south, ring(n_lat - 1, j + 1), ring(n_lat - 1, j)]);
-    }
-    for i in 1..n_lat - 1 {
-        for j in 0..n_lon {
-            t.push([ring(i, j), ring(i + 1, j), ring(i + 1, j + 1)]);
-            t.push([ring(i, j), ring(i + 1, j + 1), ring(i, j + 1)]);
-        }
-    }
-    TriMesh::new(v, t).unwrap()
-}
-
-fn cube(half: f64, pose: &Isometry3<f64>) -> TriMesh {
-    let v = (0..8)
-        .map(|i| {
-            pose * Point3::new(
-                if i & 1 == 1 { half } else { -half },
-                if i & 2 == 2 { half } else { -half },
-                if i & 4 == 4 { half } else { -half },
-            )
-        })
-        .collect();
-    let t = vec![
-        [0, 2, 1],
-        [1, 2, 3],
-        [4, 5, 6],
-        [5, 7, 6],
-        [0, 1, 4],
-        [1, 5, 4],
-        [2, 6, 3],
-        [3, 6, 7],
-        [0, 4, 2],
-        [2, 4, 6],
-        [1, 3, 5],
-        [3, 7, 5],
-    ];
-    TriMesh::new(v, t).unwrap()
 }
 
 /// Convex hull (monotone chain) area and perimeter.

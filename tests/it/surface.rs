@@ -253,95 +253,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+// The shared test meshes, by path: benches/bone.rs includes this file too.
+#[path = "shapes.rs"]
+#[allow(dead_code)]
+pub(crate) mod shapes;
 use fixtures::{load_femur, needle_segments, BruteForce, Femur, THRESHOLD_MM};
+use shapes::{cube, icosphere};
 
 fn femurs() -> &'static [Femur] {
     static F: OnceLock<Vec<Femur>> = OnceLock::new();
     F.get_or_init(|| (0..fixtures::FEMURS.len()).filter_map(load_femur).collect())
-}
-
-/// A cube of side `s` mm with a corner at the origin, outward winding.
-fn cube(s: f64) -> TriMesh {
-    let v = (0..8)
-        .map(|i| Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64) * s)
-        .collect();
-    let t = vec![
-        [0, 2, 1],
-        [1, 2, 3],
-        [4, 5, 6],
-        [5, 7, 6],
-        [0, 1, 4],
-        [1, 5, 4],
-        [2, 6, 3],
-        [3, 6, 7],
-        [0, 4, 2],
-        [2, 4, 6],
-        [1, 3, 5],
-        [3, 7, 5],
-    ];
-    TriMesh::new(v, t).unwrap()
-}
-
-/// Icosphere of radius `r` centred at `c` (subdivided `k` times).
-fn icosphere(c: Point3<f64>, r: f64, k: usize) -> TriMesh {
-    let p = (1.0 + 5f64.sqrt()) / 2.0;
-    let mut v: Vec<Vector3<f64>> = [
-        [-1.0, p, 0.0],
-        [1.0, p, 0.0],
-        [-1.0, -p, 0.0],
-        [1.0, -p, 0.0],
-        [0.0, -1.0, p],
-        [0.0, 1.0, p],
-        [0.0, -1.0, -p],
-        [0.0, 1.0, -p],
-        [p, 0.0, -1.0],
-        [p, 0.0, 1.0],
-        [-p, 0.0, -1.0],
-        [-p, 0.0, 1.0],
-    ]
-    .iter()
-    .map(|a| Vector3::from(*a).normalize())
-    .collect();
-    let mut t: Vec<[u32; 3]> = vec![
-        [0, 11, 5],
-        [0, 5, 1],
-        [0, 1, 7],
-        [0, 7, 10],
-        [0, 10, 11],
-        [1, 5, 9],
-        [5, 11, 4],
-        [11, 10, 2],
-        [10, 7, 6],
-        [7, 1, 8],
-        [3, 9, 4],
-        [3, 4, 2],
-        [3, 2, 6],
-        [3, 6, 8],
-        [3, 8, 9],
-        [4, 9, 5],
-        [2, 4, 11],
-        [6, 2, 10],
-        [8, 6, 7],
-        [9, 8, 1],
-    ];
-    for _ in 0..k {
-        let mut mid = std::collections::HashMap::new();
-        let mut nt = Vec::new();
-        let mut m = |a: u32, b: u32, v: &mut Vec<Vector3<f64>>| -> u32 {
-            *mid.entry((a.min(b), a.max(b))).or_insert_with(|| {
-                v.push(((v[a as usize] + v[b as usize]) * 0.5).normalize());
-                (v.len() - 1) as u32
-            })
-        };
-        for [a, b, c] in t {
-            let ab = m(a, b, &mut v);
-            let bc = m(b, c, &mut v);
-            let ca = m(c, a, &mut v);
-            nt.extend([[a, ab, ca], [b, bc, ab], [c, ca, bc], [ab, bc, ca]]);
-        }
-        t = nt;
-    }
-    TriMesh::new(v.iter().map(|x| c + x * r).collect(), t).unwrap()
 }
 
 fn rand_dir(rng: &mut ChaCha8Rng) -> Unit<Vector3<f64>> {

@@ -1,0 +1,8 @@
+#![no_main]
+//! Fuzz target `case_json`: see `fuzz/src/entries.rs`.
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../src/entries.rs"]
+mod entries;
+
+fuzz_target!(|data: &[u8]| entries::case_json(data));

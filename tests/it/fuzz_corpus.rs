@@ -1,0 +1,236 @@
+//! Replays every committed fuzz corpus file through the fuzz entry points
+//! (the same code the cargo-fuzz targets run, `fuzz/src/entries.rs`), on
+//! the stable toolchain: this is CI's fuzz check. A file that once crashed
+//! the crate lives in `fuzz/regressions/<target>/` and is replayed too.
+//!
+//! `cargo test --test it fuzz_corpus -- --ignored write_seed_corpus`
+//! rewrites the phantom-derived seeds in `fuzz/seeds/`.
+
+use std::path::{Path, PathBuf};
+
+#[path = "../../fuzz/src/entries.rs"]
+mod entries;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Every file of `dir` (not recursive), sorted; none when it does not exist.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+fn replay(target: &str) -> usize {
+    let f = entries::TARGETS
+        .iter()
+        .find(|(n, _)| *n == target)
+        .map(|(_, f)| *f)
+        .expect("known target");
+    let mut n = 0;
+    for sub in ["corpus", "seeds", "regressions"] {
+        for p in files(&fuzz_dir().join(sub).join(target)) {
+            let bytes = std::fs::read(&p).expect("corpus file");
+            let r = std::panic::catch_unwind(|| f(&bytes));
+            assert!(r.is_ok(), "{target}: {} panics", p.display());
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn every_target_has_a_corpus() {
+    for (t, _) in entries::TARGETS {
+        assert!(
+            !files(&fuzz_dir().join("corpus").join(t)).is_empty()
+                || !files(&fuzz_dir().join("seeds").join(t)).is_empty(),
+            "no corpus for {t}"
+        );
+    }
+}
+
+#[test]
+fn replay_case_json() {
+    assert!(replay("case_json") > 0);
+}
+
+#[test]
+fn replay_plan_json() {
+    assert!(replay("plan_json") > 0);
+}
+
+#[test]
+fn replay_needle_json() {
+    assert!(replay("needle_json") > 0);
+}
+
+#[test]
+fn replay_fiducials_json() {
+    assert!(replay("fiducials_json") > 0);
+}
+
+#[test]
+fn replay_mesh() {
+    assert!(replay("mesh") > 0);
+}
+
+#[test]
+fn replay_plan_small() {
+    assert!(replay("plan_small") > 0);
+}
+
+/// The decoder is total: every byte string gives bounded parameters.
+#[test]
+fn decoder_values_stay_in_range_or_are_the_listed_specials() {
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let mut d = entries::Decoder::new(&bytes);
+    for _ in 0..900 {
+        let v = d.f64_in(-2.0, 3.0);
+        assert!(
+            (-2.0..=3.0).contains(&v)
+                || v.is_nan()
+                || [0.0, -1.0, 1e300, f64::INFINITY, f64::MIN_POSITIVE].contains(&v),
+            "{v}"
+        );
+    }
+}
+
+/// Writes the seeds derived from phantoms and the test fixtures into
+/// `fuzz/seeds/<target>/` (run by hand after a format change).
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand"]
+fn write_seed_corpus() {
+    use avnplan::io::mesh::write_stl;
+    use avnplan::phantom::{Phantom, PhantomOptions};
+    use avnplan::pipeline::{plan_case, plan_to_file, PipelineOptions};
+    let seeds = fuzz_dir().join("seeds");
+    let put = |t: &str, name: &str, bytes: &[u8]| {
+        let d = seeds.join(t);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), bytes).unwrap();
+    };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cases");
+    for p in files(&fixtures) {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let bytes = std::fs::read(&p).unwrap();
+        let target = if name.starts_with("plan") {
+            "plan_json"
+        } else if name.starts_with("needle") {
+            "needle_json"
+        } else if name.ends_with(".stl") {
+            let mut b = vec![0u8];
+            b.extend_from_slice(&bytes);
+            put("mesh", &name, &b);
+            continue;
+        } else {
+            "case_json"
+        };
+        put(target, &name, &bytes);
+    }
+    // Phantom cases: with and without a mesh, with noise; their plans.
+    for (seed, with_mesh) in [(1u64, false), (2, true), (3, false)] {
+        let mut o = PhantomOptions::default();
+        o.mesh_step_mm = 1.5;
+        o.image_size_px = 256;
+        o.with_mesh = with_mesh;
+        o.noise_px = 0.5;
+        let ph = Phantom::generate(seed, &o).unwrap();
+        let names = avnplan::io::case::MeshFileNames {
+            bone_mesh: with_mesh.then(|| "femur.stl".to_string()),
+            ..Default::default()
+        };
+        let file = avnplan::io::case_to_file(&ph.case, &names).unwrap();
+        let json = avnplan::io::to_json_string(&file).unwrap();
+        put("case_json", &format!("phantom{seed}.json"), json.as_bytes());
+        if seed == 2 {
+            let (built, plan) = plan_case(&ph.case, &PipelineOptions::default()).unwrap();
+            let pf = plan_to_file(&built, &plan);
+            put(
+                "plan_json",
+                "phantom2_plan.json",
+                avnplan::io::to_json_string(&pf).unwrap().as_bytes(),
+            );
+            // The bone mesh, coarse, as binary STL.
+            let tmp = std::env::temp_dir().join("avnplan_seed_femur.stl");
+            write_stl(&tmp, &ph.mesh).unwrap();
+            let mut b = vec![0u8];
+            b.extend(std::fs::read(&tmp).unwrap());
+            put("mesh", "phantom2_femur.stl", &b);
+        }
+        // Fiducials: 12 points around the head seen in the first view.
+        let v = &ph.case.views[0];
+        let c = ph.head().center;
+        let pts: Vec<String> = (0..12)
+            .map(|i| {
+                let f = i as f64;
+                let x = c + nalgebra::Vector3::new(
+                    30.0 * (f * 1.3).cos(),
+                    30.0 * (f * 0.7).sin(),
+                    10.0 * f - 60.0,
+                );
+                let uv = v.projection.project(&x).unwrap();
+                format!(
+                    r#"{{"world_mm": [{}, {}, {}], "px": [{}, {}]}}"#,
+                    x.x, x.y, x.z, uv.x, uv.y
+                )
+            })
+            .collect();
+        let fid = format!(
+            r#"{{"schema": "avnplan.fiducials/1", "image_size_px": [256, 256], "pixel_spacing_mm": [1.2, 1.2], "points": [{}]}}"#,
+            pts.join(", ")
+        );
+        put(
+            "fiducials_json",
+            &format!("phantom{seed}.json"),
+            fid.as_bytes(),
+        );
+    }
+    // Needle: two views.
+    put(
+        "needle_json",
+        "two_views.json",
+        br#"{"schema": "avnplan.needle/1", "views": [
+  {"name": "AP", "tip_px": [500, 400], "shaft_px": [[600, 450], [700, 500]]},
+  {"name": "LAT", "tip_px": [510, 420], "shaft_px": [[610, 430], [710, 440]]}]}"#,
+    );
+    // Small meshes: a 40 mm tetrahedron in OBJ, ASCII STL and ASCII PLY.
+    put(
+        "mesh",
+        "tet.obj",
+        b"\x01v 0 0 0\nv 40 0 0\nv 0 40 0\nv 0 0 40\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n",
+    );
+    let tri = |a: [i32; 3], b: [i32; 3], c: [i32; 3]| {
+        format!(
+            "facet normal 0 0 0\nouter loop\nvertex {} {} {}\nvertex {} {} {}\nvertex {} {} {}\nendloop\nendfacet\n",
+            a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]
+        )
+    };
+    let (p0, p1, p2, p3) = ([0, 0, 0], [40, 0, 0], [0, 40, 0], [0, 0, 40]);
+    let ascii = format!(
+        "\x00solid tet\n{}{}{}{}endsolid tet\n",
+        tri(p0, p2, p1),
+        tri(p0, p1, p3),
+        tri(p0, p3, p2),
+        tri(p1, p2, p3)
+    );
+    put("mesh", "tet_ascii.stl", ascii.as_bytes());
+    put(
+        "mesh",
+        "tet.ply",
+        b"\x02ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\nelement face 4\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n40 0 0\n0 40 0\n0 0 40\n3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n",
+    );
+    // plan_small: a few byte strings (all-default options, and a mixed one).
+    put("plan_small", "zeros", &[0u8; 64]);
+    put("plan_small", "ramp", &(0..=255u8).collect::<Vec<_>>());
+    let mut mid = vec![1u8];
+    mid.extend(std::iter::repeat_n([0u8, 0x80, 0x00], 40).flatten());
+    put("plan_small", "mid", &mid);
+}
