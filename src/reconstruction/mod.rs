@@ -37,7 +37,9 @@ pub use femur::{
     NECK_DISTAL_EXTENSION_MM, SHAFT_PROXIMAL_EXTENSION_MM,
 };
 pub use head::{fit_head, HeadFit, MIN_HEAD_POINTS_PER_VIEW};
-pub use lesion::{ellipsoid_outline_px, fit_lesion, LesionFit, MIN_LESION_POINTS_PER_VIEW};
+pub use lesion::{
+    ellipsoid_outline_px, fit_lesion, LesionFit, ECCENTRICITY_WEIGHT_PX, MIN_LESION_POINTS_PER_VIEW,
+};
 pub use needle::{reconstruct_needle, Needle3d, NeedleImage};
 pub use triangulate::{triangulate, Triangulated, MIN_TRIANGULATION_ANGLE_RAD};
 pub use tube::{fit_tube, Tube, TubeSection, LOCAL_HALF_WINDOW_PX, MAX_SECTION_ASPECT};
