@@ -438,10 +438,20 @@ pub fn fit_lesion(outlines: &[(Projection, Vec<Point2<f64>>)]) -> Result<LesionF
 /// scaled to unit RMS radius (for conditioning).
 struct FitSetup {
     origin: Point3<f64>,
-    /// Per view: normalised camera `T P H`, pixel scale `s` (px per unit),
-    /// normalised points, the original projection.
-    views: Vec<(Matrix3x4<f64>, f64, Vec<nalgebra::Vector3<f64>>, Projection)>,
+    views: Vec<FitView>,
     n_points: usize,
+}
+
+/// One view of a [`FitSetup`].
+struct FitView {
+    /// Normalised camera `T P H`.
+    camera: Matrix3x4<f64>,
+    /// Pixel scale, px per normalised unit.
+    scale: f64,
+    /// Normalised homogeneous outline points.
+    points: Vec<Vector3<f64>>,
+    /// The original projection.
+    projection: Projection,
 }
 
 impl FitSetup {
@@ -466,7 +476,12 @@ impl FitSetup {
                 .map(|q| nalgebra::Vector3::new((q.x - m.x) / s, (q.y - m.y) / s, 1.0))
                 .collect();
             n_points += pts.len();
-            views.push((pn, s, qs, *p));
+            views.push(FitView {
+                camera: pn,
+                scale: s,
+                points: qs,
+                projection: *p,
+            });
         }
         Self {
             origin: *origin,
@@ -486,7 +501,13 @@ impl FitSetup {
             * h.transpose();
         let world_c = self.origin + c;
         let mut i = 0;
-        for (pn, s, qs, p) in &self.views {
+        for FitView {
+            camera: pn,
+            scale: s,
+            points: qs,
+            projection: p,
+        } in &self.views
+        {
             let v = p.viewing_direction().into_inner();
             if !(p.depth_mm(&world_c) > (l.transpose() * v).norm()) {
                 return None;
@@ -569,8 +590,8 @@ fn affine_start(setup: &FitSetup, shapes: &[nalgebra::Matrix2<f64>]) -> Option<E
     let mut a = DMatrix::zeros(3 * nv, 6);
     let mut b = DVector::zeros(3 * nv);
     let mut m0 = 0.0;
-    for (k, ((_, _, _, p), s)) in setup.views.iter().zip(shapes).enumerate() {
-        let j = p.jacobian(&c);
+    for (k, (view, s)) in setup.views.iter().zip(shapes).enumerate() {
+        let j = view.projection.jacobian(&c);
         m0 += s.trace() / (j * j.transpose()).trace();
         for (row, &(i1, i2)) in [(0usize, 0usize), (0, 1), (1, 1)].iter().enumerate() {
             let r = 3 * k + row;
