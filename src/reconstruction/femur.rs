@@ -240,9 +240,12 @@ impl ReconstructedFemur {
         crate::error::ensure_finite("entry_mm", entry.coords.as_slice())?;
         let j = self.junction_mm;
         let ns = self.neck.section_at(self.neck_range_mm[0]);
-        let ss = self
-            .shaft
-            .section_at(self.shaft.axis.coordinate_mm(&j).min(self.shaft_range_mm[1]));
+        let ss = self.shaft.section_at(
+            self.shaft
+                .axis
+                .coordinate_mm(&j)
+                .min(self.shaft_range_mm[1]),
+        );
         let r1 = (ns.semi_axes_mm[0].min(ns.semi_axes_mm[1]) - ns.hull_margin_mm)
             .min(ss.semi_axes_mm[0].min(ss.semi_axes_mm[1]) - ss.hull_margin_mm);
         let r2 = LATERAL_TIP_RADIUS_MM;

@@ -421,9 +421,7 @@ pub fn fit_lesion(outlines: &[(Projection, Vec<Point2<f64>>)]) -> Result<LesionF
     let (_, ellipsoid, rms_px) = match (best, last_err) {
         (Some(b), _) => b,
         (None, Some(e)) => return Err(e),
-        (None, None) => {
-            return Err(Error::degenerate("lesion_outline_px", "no ellipsoid fits"))
-        }
+        (None, None) => return Err(Error::degenerate("lesion_outline_px", "no ellipsoid fits")),
     };
     Ok(LesionFit {
         volume_ml: ellipsoid.volume_ml(),
@@ -466,10 +464,24 @@ impl FitSetup {
                 .iter()
                 .fold(nalgebra::Vector2::zeros(), |a, q| a + q.coords)
                 / n;
-            let s = (pts.iter().map(|q| (q.coords - m).norm_squared()).sum::<f64>() / n)
+            let s = (pts
+                .iter()
+                .map(|q| (q.coords - m).norm_squared())
+                .sum::<f64>()
+                / n)
                 .sqrt()
                 .max(1e-6);
-            let t = Matrix3::new(1.0 / s, 0.0, -m.x / s, 0.0, 1.0 / s, -m.y / s, 0.0, 0.0, 1.0);
+            let t = Matrix3::new(
+                1.0 / s,
+                0.0,
+                -m.x / s,
+                0.0,
+                1.0 / s,
+                -m.y / s,
+                0.0,
+                0.0,
+                1.0,
+            );
             let pn = t * p.matrix() * h;
             let qs = pts
                 .iter()
@@ -497,7 +509,8 @@ impl FitSetup {
         let mut h = Matrix4::identity();
         h.fixed_view_mut::<3, 3>(0, 0).copy_from(l);
         h.fixed_view_mut::<3, 1>(0, 3).copy_from(c);
-        let q = h * Matrix4::from_diagonal(&nalgebra::Vector4::new(1.0, 1.0, 1.0, -1.0))
+        let q = h
+            * Matrix4::from_diagonal(&nalgebra::Vector4::new(1.0, 1.0, 1.0, -1.0))
             * h.transpose();
         let world_c = self.origin + c;
         let mut i = 0;

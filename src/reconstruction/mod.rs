@@ -33,9 +33,9 @@ mod triangulate;
 mod tube;
 
 pub use femur::{
-    automatic_shrink_mm, LateralBody, ReconstructedFemur, BLEND_MM, K_SIGMA,
-    LATERAL_TIP_RADIUS_MM, MODEL_MARGIN_MM, NECK_DISTAL_EXTENSION_MM,
-    NECK_LATERAL_EXTENSION_MAX_MM, SHAFT_PROXIMAL_EXTENSION_MM,
+    automatic_shrink_mm, LateralBody, ReconstructedFemur, BLEND_MM, K_SIGMA, LATERAL_TIP_RADIUS_MM,
+    MODEL_MARGIN_MM, NECK_DISTAL_EXTENSION_MM, NECK_LATERAL_EXTENSION_MAX_MM,
+    SHAFT_PROXIMAL_EXTENSION_MM,
 };
 pub use head::{fit_head, HeadFit, MIN_HEAD_POINTS_PER_VIEW};
 pub use lesion::{
@@ -43,7 +43,9 @@ pub use lesion::{
 };
 pub use needle::{reconstruct_needle, Needle3d, NeedleImage};
 pub use triangulate::{triangulate, Triangulated, MIN_TRIANGULATION_ANGLE_RAD};
-pub use tube::{fit_tube, fit_tube_through, Tube, TubeSection, LOCAL_HALF_WINDOW_PX, MAX_SECTION_ASPECT};
+pub use tube::{
+    fit_tube, fit_tube_through, Tube, TubeSection, LOCAL_HALF_WINDOW_PX, MAX_SECTION_ASPECT,
+};
 
 use nalgebra::Point2;
 
@@ -248,7 +250,7 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
                     fit_tube(&data, what, &c, opts.station_step_mm)
                 }
                 .map(Some)
-                    .map_err(|e| remap(e, &idx))
+                .map_err(|e| remap(e, &idx))
             }
         }
     };

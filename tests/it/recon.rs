@@ -6,13 +6,13 @@
 
 use avnplan::geometry::{Ellipsoid, Sphere};
 use avnplan::imaging::{CArm, Projection, View};
+use avnplan::phantom::{Phantom, PhantomOptions};
+use avnplan::pipeline::{build_model, PipelineOptions};
+use avnplan::planning::candidates::default_entry_zone;
 use avnplan::reconstruction::{
     ellipsoid_outline_px, reconstruct, reconstruct_needle, triangulate, NeedleImage,
     ReconstructionOptions,
 };
-use avnplan::phantom::{Phantom, PhantomOptions};
-use avnplan::pipeline::{build_model, PipelineOptions};
-use avnplan::planning::candidates::default_entry_zone;
 use avnplan::Error;
 use nalgebra::{Isometry3, Point2, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
 use proptest::prelude::*;
@@ -632,10 +632,17 @@ fn phantom_femur_is_inside_and_default_entry_on_lateral_cortex() {
         .iter()
         .map(|v| -ph.bone_sdf(v))
         .fold(f64::INFINITY, f64::min);
-    assert!(worst > 0.0, "a vertex lies {:.3} mm outside the bone", -worst);
+    assert!(
+        worst > 0.0,
+        "a vertex lies {:.3} mm outside the bone",
+        -worst
+    );
     let zone = default_entry_zone(&built.model).unwrap();
     let d = ph.bone_sdf(&zone.sphere.center);
     // Inside the bone, within the shrink margin plus a little of the cortex.
-    assert!(d < 0.0 && d > -2.5, "default entry {d:.3} mm from the true surface");
+    assert!(
+        d < 0.0 && d > -2.5,
+        "default entry {d:.3} mm from the true surface"
+    );
     assert!((zone.sphere.center - ph.entry_mm()).norm() < 4.0);
 }
