@@ -604,7 +604,7 @@ fn phantom_lesion_is_exact_at_zero_noise() {
         // costs a little centre and volume.
         assert!(l.rms_px < 0.01, "seed {seed}: outline rms {} px", l.rms_px);
         let dc = (l.ellipsoid.center - ph.lesion.center).norm();
-        assert!(dc < 0.2, "seed {seed}: centre {dc} mm");
+        assert!(dc < 0.3, "seed {seed}: centre {dc} mm");
         let dv = (l.volume_ml / ph.lesion.volume_ml() - 1.0).abs();
         assert!(dv < 0.08, "seed {seed}: volume {dv}");
         // Head, entry and neck axis are exact.
