@@ -570,8 +570,8 @@ fn phantom_targets_at_one_px() {
         let t = &ph.truth;
         hc += (r.head.sphere.center - Point3::from(t.head.center_mm)).norm_squared();
         hr += (r.head.sphere.radius_mm - t.head.radius_mm).powi(2);
-        lm += (r.entry.unwrap().point - ph.entry_mm()).norm_squared();
-        let l = r.lesion.unwrap();
+        lm += (r.entry.as_ref().unwrap().point - ph.entry_mm()).norm_squared();
+        let l = r.lesion.as_ref().unwrap();
         lc += (l.ellipsoid.center - ph.lesion.center).norm_squared();
         lv += (l.volume_ml / ph.lesion.volume_ml() - 1.0).powi(2);
         if let Some(a) = r.neck_axis() {
