@@ -33,14 +33,19 @@ mod triangulate;
 mod tube;
 
 pub use femur::{
-    automatic_shrink_mm, ReconstructedFemur, BLEND_MM, K_SIGMA, MODEL_MARGIN_MM,
-    NECK_DISTAL_EXTENSION_MM, SHAFT_PROXIMAL_EXTENSION_MM,
+    automatic_shrink_mm, LateralBody, ReconstructedFemur, BLEND_MM, K_SIGMA, LATERAL_TIP_RADIUS_MM,
+    MODEL_MARGIN_MM, NECK_DISTAL_EXTENSION_MM, NECK_LATERAL_EXTENSION_MAX_MM,
+    SHAFT_PROXIMAL_EXTENSION_MM,
 };
 pub use head::{fit_head, HeadFit, MIN_HEAD_POINTS_PER_VIEW};
-pub use lesion::{ellipsoid_outline_px, fit_lesion, LesionFit, MIN_LESION_POINTS_PER_VIEW};
+pub use lesion::{
+    ellipsoid_outline_px, fit_lesion, LesionFit, ECCENTRICITY_WEIGHT_PX, MIN_LESION_POINTS_PER_VIEW,
+};
 pub use needle::{reconstruct_needle, Needle3d, NeedleImage};
 pub use triangulate::{triangulate, Triangulated, MIN_TRIANGULATION_ANGLE_RAD};
-pub use tube::{fit_tube, Tube, TubeSection, LOCAL_HALF_WINDOW_PX, MAX_SECTION_ASPECT};
+pub use tube::{
+    fit_tube, fit_tube_through, Tube, TubeSection, LOCAL_HALF_WINDOW_PX, MAX_SECTION_ASPECT,
+};
 
 use nalgebra::Point2;
 
@@ -239,9 +244,13 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
                     .iter()
                     .filter_map(|&k| get(&views[k]).map(|e| (views[k].projection, e.clone())))
                     .collect();
-                fit_tube(&data, what, &c, opts.station_step_mm)
-                    .map(Some)
-                    .map_err(|e| remap(e, &idx))
+                if what == "neck_edges_px" {
+                    fit_tube_through(&data, what, &c, opts.station_step_mm)
+                } else {
+                    fit_tube(&data, what, &c, opts.station_step_mm)
+                }
+                .map(Some)
+                .map_err(|e| remap(e, &idx))
             }
         }
     };
@@ -316,12 +325,21 @@ pub fn reconstruct(views: &[View], opts: &ReconstructionOptions) -> Result<Recon
         .shrink_mm
         .unwrap_or_else(|| automatic_shrink_mm(opts.noise_px, mm_px));
     let femur = match (&neck, &shaft) {
-        (Some(n), Some(s)) => Some(ReconstructedFemur::new(
-            head.sphere,
-            n.clone(),
-            s.clone(),
-            shrink_mm,
-        )?),
+        (Some(n), Some(s)) => {
+            let f = ReconstructedFemur::new(head.sphere, n.clone(), s.clone(), shrink_mm)?;
+            Some(match &entry {
+                Some(e) => match f.clone().with_entry(&e.point) {
+                    Ok(g) => g,
+                    Err(err) => {
+                        warnings.push(format!(
+                            "reconstructed femur without a trochanteric body: {err}"
+                        ));
+                        f
+                    }
+                },
+                None => f,
+            })
+        }
         _ => None,
     };
     let bone_mesh = match (&femur, opts.build_mesh) {
