@@ -36,7 +36,7 @@
 //! **Status.** [`RegistrationStatus::NotConverged`] when the iterations run
 //! out before the step is below 1e-5 rad and 1e-4 mm, when `rms_px` exceeds
 //! [`RegistrationOptions::max_rms_px`], or when fewer than half of the
-//! points are inliers; the best pose is still returned, and
+//! points, or of one view's points, are inliers; the best pose is still returned, and
 //! [`crate::pipeline`] never plans on it.
 
 // `!(x > 0.0)` is deliberate: it is also true for NaN.
@@ -599,6 +599,16 @@ fn summarise(
             "only {:.0}% of the outline points fit the registered mesh",
             inlier_fraction * 100.0
         ));
+    }
+    for (v, (_, n)) in views.iter().zip(&per_view) {
+        let pts = outline_points(v).len();
+        if pts > 0 && (*n as f64) < 0.5 * pts as f64 {
+            ok = false;
+            warnings.push(format!(
+                "view {}: only {n} of {pts} outline points fit the registered mesh",
+                v.name
+            ));
+        }
     }
     let views_out = views
         .iter()

@@ -38,7 +38,7 @@ fn near_boundary(ph: &Phantom, view: usize, p: &Point2<f64>, r: f64) -> bool {
     for k in 0..16 {
         let th = std::f64::consts::TAU * f64::from(k) / 16.0;
         let q = p + Vector2::new(th.cos(), th.sin()) * r;
-        if ph.pixel_hits(view, &q).unwrap() {
+        if ph.pixel_hits_bone(view, &q).unwrap() {
             hit = true;
         } else {
             miss = true;
@@ -69,7 +69,7 @@ fn around_mesh_annotations_lie_on_the_silhouette() {
             }
             // The lesion's outline lies inside the bone's image.
             for p in &a.lesion_outline_px {
-                assert!(ph.pixel_hits(k, p).unwrap());
+                assert!(ph.pixel_hits_bone(k, p).unwrap());
             }
             eprintln!(
                 "{name} {}: {} head, {:?} neck, {:?} shaft points",
