@@ -16,7 +16,10 @@ fn femur_path() -> Option<PathBuf> {
     let env = std::env::var_os("AVNPLAN_FEMUR_DIR").map(PathBuf::from);
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     env.into_iter()
-        .chain([manifest.join("../shared/data/femur"), manifest.join("../../shared/data/femur")])
+        .chain([
+            manifest.join("../shared/data/femur"),
+            manifest.join("../../shared/data/femur"),
+        ])
         .map(|d| d.join("tlem2_right").join("femur_r.stl"))
         .find(|p| p.is_file())
 }

@@ -278,7 +278,9 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
         .as_ref()
         .is_some_and(|r| r.status != RegistrationStatus::Ok);
     if (!head.contains(&c) || !bone.contains(&c)) && unregistered {
-        warnings.push("the lesion's centre lies outside the femoral head on the unregistered pose".into());
+        warnings.push(
+            "the lesion's centre lies outside the femoral head on the unregistered pose".into(),
+        );
     } else if !head.contains(&c) || !bone.contains(&c) {
         return Err(Error::invalid(
             "lesion",

@@ -150,9 +150,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             output,
         } => match mesh {
             Some(mesh) => phantom_around_mesh(seed, noise_px, with_mesh, own_frame, &mesh, &output),
-            None => {
-                avnplan::pipeline::write_phantom(seed, noise_px, with_mesh, &output).in_file(&output)
-            }
+            None => avnplan::pipeline::write_phantom(seed, noise_px, with_mesh, &output)
+                .in_file(&output),
         },
         Command::Register { case, output } => register(&case, output.as_deref()),
     }

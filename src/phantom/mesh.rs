@@ -443,7 +443,8 @@ fn trace_edges_mesh(
         };
         let perp = Vector2::new(-d.y, d.x);
         for (k, dir) in [perp, -perp].iter().enumerate() {
-            let Some((edge, inside)) = trace::silhouette_along_by(&hits, &pa, dir, 3.0, 400.0, 0.01)
+            let Some((edge, inside)) =
+                trace::silhouette_along_by(&hits, &pa, dir, 3.0, 400.0, 0.01)
             else {
                 continue;
             };

@@ -163,8 +163,10 @@ impl Registration {
     pub fn displacement_sd_mm(&self, p: &Point3<f64>) -> f64 {
         let d = p - self.head_center_mm;
         let mut j = nalgebra::Matrix3x6::zeros();
-        j.fixed_view_mut::<3, 3>(0, 0).copy_from(&(-d.cross_matrix()));
-        j.fixed_view_mut::<3, 3>(0, 3).copy_from(&Matrix3::identity());
+        j.fixed_view_mut::<3, 3>(0, 0)
+            .copy_from(&(-d.cross_matrix()));
+        j.fixed_view_mut::<3, 3>(0, 3)
+            .copy_from(&Matrix3::identity());
         let c: Matrix3<f64> = j * self.covariance * j.transpose();
         let c = (c + c.transpose()) * 0.5;
         let ev = c.symmetric_eigenvalues();
@@ -291,7 +293,11 @@ fn cost(rows: &[(f64, Vector6<f64>, usize)], k: f64, cut: f64, n_total: usize) -
     let mut c = 0.0;
     for (r, _, _) in rows {
         let a = r.abs().min(cut);
-        c += if a <= k { 0.5 * a * a } else { k * (a - 0.5 * k) };
+        c += if a <= k {
+            0.5 * a * a
+        } else {
+            k * (a - 0.5 * k)
+        };
     }
     // Points with no silhouette nearby count as outliers.
     let missing = n_total.saturating_sub(rows.len()) as f64;
@@ -362,8 +368,8 @@ fn refine(
                 pose = cand;
                 lambda = (lambda / 3.0).max(1e-9);
                 accepted = true;
-                let small = step.fixed_rows::<3>(0).norm() < 1e-5
-                    && step.fixed_rows::<3>(3).norm() < 1e-4;
+                let small =
+                    step.fixed_rows::<3>(0).norm() < 1e-5 && step.fixed_rows::<3>(3).norm() < 1e-4;
                 if small {
                     converged = true;
                 }
@@ -411,27 +417,33 @@ fn anatomical_starts(
     let mesh_from_head = lm.frame.world_from_head.inverse();
     match (rec.neck_axis(), rec.shaft_axis()) {
         (Some(n), Some(s)) => {
-            let f = HeadNeckFrame::new(h_w, &n.direction.into_inner(), &s.direction.into_inner(), side)
-                .map_err(|e| e.in_field("views"))?;
+            let f = HeadNeckFrame::new(
+                h_w,
+                &n.direction.into_inner(),
+                &s.direction.into_inner(),
+                side,
+            )
+            .map_err(|e| e.in_field("views"))?;
             Ok(vec![f.world_from_head * mesh_from_head])
         }
         (one_n, one_s) => {
             // One axis known: align it, spin about it.
-            let (w_dir, m_dir, what) = match (one_n, one_s) {
-                (Some(n), None) => (n.direction, lm.neck_axis.direction, "shaft"),
-                (None, Some(s)) => (s.direction, lm.shaft_axis.direction, "neck"),
-                _ => {
-                    return Err(Error::invalid(
+            let (w_dir, m_dir, what) =
+                match (one_n, one_s) {
+                    (Some(n), None) => (n.direction, lm.neck_axis.direction, "shaft"),
+                    (None, Some(s)) => (s.direction, lm.shaft_axis.direction, "neck"),
+                    _ => return Err(Error::invalid(
                         "views",
                         "registration needs neck_edges_px or shaft_edges_px in two or more views",
-                    ))
-                }
-            };
+                    )),
+                };
             warnings.push(format!(
                 "no {what} axis reconstructed from the views: twelve starts tried about the other axis"
             ));
-            let align = UnitQuaternion::rotation_between_axis(&m_dir, &w_dir)
-                .unwrap_or_else(|| UnitQuaternion::from_axis_angle(&orthogonal(&m_dir), std::f64::consts::PI));
+            let align =
+                UnitQuaternion::rotation_between_axis(&m_dir, &w_dir).unwrap_or_else(|| {
+                    UnitQuaternion::from_axis_angle(&orthogonal(&m_dir), std::f64::consts::PI)
+                });
             Ok((0..12)
                 .map(|i| {
                     let spin = UnitQuaternion::from_axis_angle(
@@ -490,7 +502,11 @@ fn orthogonal(v: &nalgebra::Unit<Vector3<f64>>) -> nalgebra::Unit<Vector3<f64>> 
 /// assert!((reg.world_from_mesh * h - truth * h).norm() < 1e-3);
 /// # Ok::<(), avnplan::Error>(())
 /// ```
-pub fn register(mesh: &TriMesh, views: &[View], opts: &RegistrationOptions) -> Result<Registration> {
+pub fn register(
+    mesh: &TriMesh,
+    views: &[View],
+    opts: &RegistrationOptions,
+) -> Result<Registration> {
     if !(opts.noise_px.is_finite() && opts.noise_px >= 0.0) {
         return Err(Error::invalid("noise_px", "must be a finite number >= 0"));
     }
@@ -568,16 +584,8 @@ fn summarise(
         .try_inverse()
         .map(|inv| inv * s2)
         .unwrap_or_else(|| Matrix6::identity() * 1e6);
-    let head_center_sd_mm = covariance
-        .fixed_view::<3, 3>(3, 3)
-        .trace()
-        .max(0.0)
-        .sqrt();
-    let rotation_sd_rad = covariance
-        .fixed_view::<3, 3>(0, 0)
-        .trace()
-        .max(0.0)
-        .sqrt();
+    let head_center_sd_mm = covariance.fixed_view::<3, 3>(3, 3).trace().max(0.0).sqrt();
+    let rotation_sd_rad = covariance.fixed_view::<3, 3>(0, 0).trace().max(0.0).sqrt();
     let inlier_fraction = inliers as f64 / n_total.max(1) as f64;
     let mut ok = r.converged;
     if !r.converged {
@@ -615,11 +623,7 @@ fn summarise(
         .zip(&per_view)
         .map(|(v, (sq, n))| ViewResidual {
             name: v.name.clone(),
-            rms_px: if *n > 0 {
-                (sq / *n as f64).sqrt()
-            } else {
-                0.0
-            },
+            rms_px: if *n > 0 { (sq / *n as f64).sqrt() } else { 0.0 },
             inliers: *n,
             points: outline_points(v).len(),
         })
@@ -661,7 +665,11 @@ mod tests {
         let s = Vector6::new(0.0, 0.0, 0.0, 1.0, -2.0, 0.5);
         let p3 = apply_step(&pose, &c, &s);
         let y = Point3::new(3.0, 3.0, 3.0);
-        approx::assert_relative_eq!(p3 * y - pose * y, Vector3::new(1.0, -2.0, 0.5), epsilon = 1e-12);
+        approx::assert_relative_eq!(
+            p3 * y - pose * y,
+            Vector3::new(1.0, -2.0, 0.5),
+            epsilon = 1e-12
+        );
     }
 
     #[test]

@@ -33,7 +33,8 @@ impl ContourMesh {
                 (a, (b - a).cross(&(c - a)))
             })
             .collect();
-        let mut map: HashMap<(u32, u32), Vec<u32>> = HashMap::with_capacity(mesh.triangles.len() * 2);
+        let mut map: HashMap<(u32, u32), Vec<u32>> =
+            HashMap::with_capacity(mesh.triangles.len() * 2);
         for (f, t) in mesh.triangles.iter().enumerate() {
             for k in 0..3 {
                 let (a, b) = (t[k], t[(k + 1) % 3]);
@@ -92,7 +93,11 @@ impl ViewContour {
             let (Some(a), Some(b)) = (proj.try_project(&wa), proj.try_project(&wb)) else {
                 continue;
             };
-            if a.coords.iter().chain(b.coords.iter()).all(|c| c.is_finite()) {
+            if a.coords
+                .iter()
+                .chain(b.coords.iter())
+                .all(|c| c.is_finite())
+            {
                 segments.push(Segment { a, b, wa, wb });
             }
         }

@@ -148,7 +148,8 @@ fn around_mesh_is_deterministic_and_writes_the_own_frame_mesh() {
 fn true_entry(bone: &BoneSurface, entry: &Point3<f64>, tip: &Point3<f64>) -> Option<Point3<f64>> {
     let d = Unit::new_normalize(tip - entry);
     let start = entry - d.into_inner() * 10.0;
-    bone.first_hit(&start, &d, (tip - start).norm()).map(|h| h.point)
+    bone.first_hit(&start, &d, (tip - start).norm())
+        .map(|h| h.point)
 }
 
 /// Checks every trajectory of a plan against the true mesh (rules 1-5; rule
@@ -167,10 +168,18 @@ fn assert_safe_on_truth(
     let mut n = 0;
     for t in plan.trajectories.iter().chain(&plan.alternatives) {
         let e = true_entry(&bone, &t.entry_mm, &t.tip_mm).expect("the axis meets the true bone");
-        assert!((e - t.entry_mm).norm() < 2.0, "{what}: entry moved {e} vs {}", t.entry_mm);
-        let v = checker.check(&e, &t.tip_mm, &case.constraints, &case.forbidden_zones, &|p| {
-            lesion.contains(p)
-        });
+        assert!(
+            (e - t.entry_mm).norm() < 2.0,
+            "{what}: entry moved {e} vs {}",
+            t.entry_mm
+        );
+        let v = checker.check(
+            &e,
+            &t.tip_mm,
+            &case.constraints,
+            &case.forbidden_zones,
+            &|p| lesion.contains(p),
+        );
         assert!(v.is_safe(), "{what}: {:?}", v.violations);
         n += 1;
     }
@@ -184,7 +193,10 @@ fn plans_on_around_mesh_phantoms_are_safe_on_the_true_mesh() {
         let ph = Phantom::around_mesh(&mesh, 2, &opts(1.0, false)).unwrap();
         let (built, plan) = plan_case(&ph.case, &PipelineOptions::default()).unwrap();
         let n = assert_safe_on_truth(&ph, &ph.case, &built, &plan, name);
-        eprintln!("{name}: {} , {n} trajectories checked", plan.status.as_str());
+        eprintln!(
+            "{name}: {} , {n} trajectories checked",
+            plan.status.as_str()
+        );
         assert_eq!(plan.status.as_str(), "ok", "{name}: {:?}", plan.reasons);
     }
 }
@@ -256,7 +268,10 @@ fn registration_is_exact_without_noise() {
     let (own, _) = ph.case.bone_mesh.clone().unwrap();
     let reg = register(&own, &ph.case.views, &reg_opts(&ph, 0.0)).unwrap();
     let (eh, en, er) = tre(&reg, &ph.world_from_mesh.unwrap());
-    eprintln!("noise 0: rms {:.3} px TRE {eh:.3} {en:.3} mm {er:.3} deg", reg.rms_px);
+    eprintln!(
+        "noise 0: rms {:.3} px TRE {eh:.3} {en:.3} mm {er:.3} deg",
+        reg.rms_px
+    );
     assert_eq!(reg.status, RegistrationStatus::Ok);
     assert!(reg.rms_px < 0.1, "{}", reg.rms_px);
     assert!(eh < 0.1 && en < 0.1 && er < 0.1, "{eh} {en} {er}");
@@ -297,14 +312,22 @@ fn a_registration_that_does_not_fit_gives_no_plan() {
     let a = &mut ph.case.views[1].annotations;
     let shift = Vector2::new(30.0, -20.0);
     a.head_outline_px.iter_mut().for_each(|p| *p += shift);
-    for e in [&mut a.neck_edges_px, &mut a.shaft_edges_px].into_iter().flatten() {
+    for e in [&mut a.neck_edges_px, &mut a.shaft_edges_px]
+        .into_iter()
+        .flatten()
+    {
         e.iter_mut().flatten().for_each(|p| *p += shift);
     }
     let (own, _) = ph.case.bone_mesh.clone().unwrap();
     let mut o = reg_opts(&ph, 0.5);
     o.max_rms_px = 1.5;
     let reg = register(&own, &ph.case.views, &o).unwrap();
-    assert_eq!(reg.status, RegistrationStatus::NotConverged, "rms {}", reg.rms_px);
+    assert_eq!(
+        reg.status,
+        RegistrationStatus::NotConverged,
+        "rms {}",
+        reg.rms_px
+    );
     assert!(!reg.warnings.is_empty());
     let mut po = PipelineOptions::default();
     po.registration.max_rms_px = 1.5;
