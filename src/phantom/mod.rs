@@ -232,7 +232,7 @@ pub struct Truth {
 #[derive(Debug, Clone)]
 enum Body {
     /// A synthetic implicit femur.
-    Synthetic(Femur),
+    Synthetic(Box<Femur>),
     /// A given mesh (world frame) with its head sphere.
     Mesh(Arc<MeshBody>),
 }
@@ -393,7 +393,7 @@ impl Phantom {
                 .collect(),
         };
         Ok(Phantom {
-            body: Body::Synthetic(femur),
+            body: Body::Synthetic(Box::new(femur)),
             case,
             truth,
             mesh,
