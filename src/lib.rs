@@ -18,6 +18,7 @@
 //! | [`io`] | contract v1 wire types (JSON) and mesh files |
 //! | [`phantom`] | seeded synthetic cases with known truth |
 //! | [`render`] | SVG/PNG overlays |
+//! | [`registration`] | 2D/3D registration of a CT/MRI femur mesh to the views |
 //! | [`pipeline`] | the whole job: case -> model -> plan -> files and pictures |
 //!
 //! # Conventions
@@ -51,6 +52,7 @@ pub mod phantom;
 pub mod pipeline;
 pub mod planning;
 pub mod reconstruction;
+pub mod registration;
 pub mod render;
 
 pub use case::{Case, Constraints, Side};

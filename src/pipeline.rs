@@ -9,6 +9,11 @@
 //! * Lesion: the case's explicit lesion when given (ellipsoid, mesh, or
 //!   Kerboul arcs placed in the head-neck frame), else the ellipsoid
 //!   reconstructed from the lesion outlines.
+//! * A bone mesh in its own frame (`bone_mesh.frame = "own"`) is first
+//!   registered to the views ([`crate::registration::register`]); the
+//!   planner's margin is then widened by [`registration_margin_mm`], and a
+//!   registration that did not converge gives `no_safe_trajectory` with the
+//!   reason `registration_not_converged`, never a plan on that pose.
 
 use std::path::Path;
 
@@ -27,7 +32,8 @@ use crate::phantom::{write_phantom_dir, Phantom, PhantomOptions};
 use crate::planning::{plan_with, Plan, PlanOptions};
 use crate::planning::{PlanStatus, Trajectory};
 use crate::reconstruction::ellipsoid_outline_px;
-use crate::reconstruction::{reconstruct, Reconstruction, ReconstructionOptions};
+use crate::reconstruction::{reconstruct, Reconstruction, ReconstructionOptions, K_SIGMA};
+use crate::registration::{register, Registration, RegistrationOptions, RegistrationStatus};
 use crate::render::{scene_svg, view_overlay, Colour, GrayImage, NeedleDraw, Scene3dItem};
 
 /// Options of the whole pipeline.
@@ -38,6 +44,9 @@ pub struct PipelineOptions {
     pub reconstruction: ReconstructionOptions,
     /// Planner options.
     pub planning: PlanOptions,
+    /// Registration options (for a bone mesh in its own frame; the side and
+    /// the noise are taken from the case).
+    pub registration: RegistrationOptions,
 }
 
 /// A model with how it was made.
@@ -51,15 +60,70 @@ pub struct BuiltModel {
     pub reconstruction: Option<Reconstruction>,
     /// Warnings for the user.
     pub warnings: Vec<String>,
+    /// The registration of a bone mesh given in its own frame.
+    pub registration: Option<Registration>,
+    /// The margin added to the planner's rules for the registration's
+    /// uncertainty, mm ([`registration_margin_mm`]).
+    pub registration_margin_mm: Option<f64>,
+}
+
+/// The plan's reason when the registration of the bone mesh did not converge.
+pub const REGISTRATION_NOT_CONVERGED: &str = "registration_not_converged";
+
+/// The margin the planner adds for a registration's uncertainty, mm:
+/// [`K_SIGMA`] (3) times the largest one-sigma displacement
+/// ([`Registration::displacement_sd_mm`]) over the points that matter: the
+/// head sphere (26 directions) and the neck walls (rings of radius 0.7 r
+/// around the neck axis, 0.5 r to r + 10 mm from the head centre, 8 points
+/// each). The displacement's variance is a quadratic function of the point,
+/// so its maximum over these extremes bounds the region between them.
+#[must_use]
+pub fn registration_margin_mm(reg: &Registration) -> f64 {
+    let lm = &reg.landmarks;
+    let pose = &reg.world_from_mesh;
+    let h = pose * lm.head.center;
+    let r = lm.head.radius_mm;
+    let n = pose.rotation * lm.neck_axis.direction.into_inner();
+    let mut pts = Vec::new();
+    for i in -1..=1 {
+        for j in -1..=1 {
+            for k in -1..=1 {
+                if let Some(d) = nalgebra::Vector3::new(f64::from(i), f64::from(j), f64::from(k))
+                    .try_normalize(1e-9)
+                {
+                    pts.push(h + d * r);
+                }
+            }
+        }
+    }
+    let a = if n.x.abs() < 0.6 {
+        nalgebra::Vector3::x()
+    } else {
+        nalgebra::Vector3::y()
+    };
+    let e1 = n.cross(&a).normalize();
+    let e2 = n.cross(&e1);
+    for s in 0..5 {
+        let t = 0.5 * r + (0.5 * r + 10.0) * f64::from(s) / 4.0;
+        for q in 0..8 {
+            let th = std::f64::consts::TAU * f64::from(q) / 8.0;
+            pts.push(h - n * t + (e1 * th.cos() + e2 * th.sin()) * (0.7 * r));
+        }
+    }
+    let sd = pts
+        .iter()
+        .map(|p| reg.displacement_sd_mm(p))
+        .fold(0.0, f64::max);
+    K_SIGMA * sd
 }
 
 /// Builds the planner's model for a case (see the module docs).
 ///
 /// # Errors
 /// [`Error::Invalid`] when the case lacks what a model needs (no mesh and
-/// no silhouettes, no lesion), when a mesh is in its own frame
-/// (registration is not available in this version), or when the lesion lies
-/// outside the femoral head.
+/// no silhouettes, no lesion), or when the lesion lies outside the femoral
+/// head (only a warning when the registration did not converge); the
+/// errors of [`register`] for a mesh in its own frame.
 pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
     let mut warnings = Vec::new();
     let recon = match reconstruct(&case.views, &opts.reconstruction) {
@@ -75,12 +139,56 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
             None
         }
     };
+    let mut registration: Option<Registration> = None;
+    let mut reg_margin: Option<f64> = None;
     let (bone, source, head, neck, shaft, lt, frame, margin) = match &case.bone_mesh {
-        Some((_, MeshFrame::Own)) => {
-            return Err(Error::invalid(
-                "bone_mesh.frame",
-                "\"own\" needs 2D/3D registration to the views, which this version does not provide; give the mesh in the world frame",
-            ))
+        Some((own, MeshFrame::Own)) => {
+            let mut ro = opts.registration.clone();
+            ro.side = Some(case.side);
+            ro.noise_px = case.annotation_noise_px;
+            let reg = register(own, &case.views, &ro)?;
+            let mesh = own.transformed(&reg.world_from_mesh);
+            let lm = reg.landmarks.clone();
+            let pose = reg.world_from_mesh;
+            let bone = BoneSurface::new(mesh).map_err(|e| e.in_field("bone_mesh"))?;
+            let margin = registration_margin_mm(&reg);
+            if reg.status == RegistrationStatus::Ok {
+                warnings.push(format!(
+                    "bone mesh registered to the views: rms {:.2} px, head centre sd {:.2} mm, rotation sd {:.2} deg; margin widened by {margin:.2} mm",
+                    reg.rms_px,
+                    reg.head_center_sd_mm,
+                    reg.rotation_sd_rad.to_degrees()
+                ));
+            } else {
+                warnings.push(format!(
+                    "registration not converged (rms {:.2} px over {:.0}% inliers): no plan on this pose",
+                    reg.rms_px,
+                    reg.inlier_fraction * 100.0
+                ));
+                warnings.extend(reg.warnings.iter().cloned());
+            }
+            let frame = lm.frame.transformed(&pose);
+            let head = crate::geometry::Sphere {
+                center: pose * lm.head.center,
+                radius_mm: lm.head.radius_mm,
+            };
+            let axis = |a: &crate::geometry::Axis| crate::geometry::Axis {
+                point: pose * a.point,
+                direction: pose.rotation * a.direction,
+            };
+            let (neck, shaft) = (axis(&lm.neck_axis), axis(&lm.shaft_axis));
+            reg_margin = Some(margin);
+            registration = Some(reg);
+            (
+                bone,
+                BoneSource::Mesh,
+                head,
+                Some(neck),
+                Some(shaft),
+                Some(lm.lesser_trochanter_level_mm),
+                Some(frame),
+                margin,
+            )
         }
         Some((mesh, MeshFrame::World)) => {
             let lm = FemurLandmarks::from_mesh(mesh, Some(case.side)).map_err(|e| e.in_field("bone_mesh"))?;
@@ -132,11 +240,16 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
         Some(LesionSpec::Mesh(m, MeshFrame::World)) => LesionMesh::new(m.clone())
             .map(Lesion::Mesh)
             .map_err(|e| e.in_field("lesion.mesh"))?,
-        Some(LesionSpec::Mesh(_, MeshFrame::Own)) => {
-            return Err(Error::invalid(
-                "lesion.mesh.frame",
-                "\"own\" needs 2D/3D registration, which this version does not provide",
-            ))
+        Some(LesionSpec::Mesh(m, MeshFrame::Own)) => {
+            let pose = registration.as_ref().map(|r| r.world_from_mesh).ok_or_else(|| {
+                Error::invalid(
+                    "lesion.mesh.frame",
+                    "\"own\" moves with the bone mesh, which must then be given with frame \"own\" too",
+                )
+            })?;
+            LesionMesh::new(m.transformed(&pose))
+                .map(Lesion::Mesh)
+                .map_err(|e| e.in_field("lesion.mesh"))?
         }
         Some(LesionSpec::Kerboul(k)) => {
             let frame = frame.ok_or_else(|| {
@@ -161,7 +274,14 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
         }
     };
     let c = lesion.centroid_mm();
-    if !head.contains(&c) || !bone.contains(&c) {
+    let unregistered = registration
+        .as_ref()
+        .is_some_and(|r| r.status != RegistrationStatus::Ok);
+    if (!head.contains(&c) || !bone.contains(&c)) && unregistered {
+        warnings.push(
+            "the lesion's centre lies outside the femoral head on the unregistered pose".into(),
+        );
+    } else if !head.contains(&c) || !bone.contains(&c) {
         return Err(Error::invalid(
             "lesion",
             format!(
@@ -184,6 +304,8 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
         model,
         reconstruction: recon,
         warnings,
+        registration,
+        registration_margin_mm: reg_margin,
     })
 }
 
@@ -194,6 +316,26 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
 /// As [`build_model`].
 pub fn plan_case(case: &Case, opts: &PipelineOptions) -> Result<(BuiltModel, Plan)> {
     let built = build_model(case, opts)?;
+    if built
+        .registration
+        .as_ref()
+        .is_some_and(|r| r.status != RegistrationStatus::Ok)
+    {
+        // Never a plan on a pose that does not fit (the reason
+        // `registration_not_converged` is added by `plan_to_file`).
+        let plan = Plan {
+            status: PlanStatus::NoSafeTrajectory,
+            reasons: std::collections::BTreeMap::new(),
+            trajectories: Vec::new(),
+            alternatives: Vec::new(),
+            coverage: 0.0,
+            entry_zone: None,
+            candidates: 0,
+            safe_candidates: 0,
+            warnings: built.warnings.clone(),
+        };
+        return Ok((built, plan));
+    }
     let mut plan = plan_with(&built.model, case, &opts.planning)?;
     let mut w = built.warnings.clone();
     w.append(&mut plan.warnings);
@@ -241,11 +383,21 @@ pub fn plan_to_file(built: &BuiltModel, plan: &Plan) -> PlanFile {
             PlanStatus::Ok => WirePlanStatus::Ok,
             PlanStatus::NoSafeTrajectory => WirePlanStatus::NoSafeTrajectory,
         },
-        reasons: plan
-            .reasons
-            .iter()
-            .map(|(r, n)| (r.as_str().to_string(), *n))
-            .collect(),
+        reasons: {
+            let mut reasons: std::collections::BTreeMap<String, u64> = plan
+                .reasons
+                .iter()
+                .map(|(r, n)| (r.as_str().to_string(), *n))
+                .collect();
+            if built
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.status != RegistrationStatus::Ok)
+            {
+                reasons.insert(REGISTRATION_NOT_CONVERGED.to_string(), 1);
+            }
+            reasons
+        },
         trajectories: plan.trajectories.iter().map(traj).collect(),
         coverage: plan.coverage.clamp(0.0, 1.0),
         model: PlanModelWire {
@@ -258,8 +410,11 @@ pub fn plan_to_file(built: &BuiltModel, plan: &Plan) -> PlanFile {
                 BoneSource::Mesh => WireBone::Mesh,
                 _ => WireBone::Reconstructed,
             },
-            world_from_mesh: None,
-            registration_margin_mm: None,
+            world_from_mesh: built
+                .registration
+                .as_ref()
+                .map(|r| crate::io::registration::isometry_to_rows(&r.world_from_mesh)),
+            registration_margin_mm: built.registration_margin_mm,
         },
         warnings: plan.warnings.clone(),
         entry_zone_rule: plan.entry_zone.map(|z| z.rule.as_str().to_string()),
@@ -498,5 +653,62 @@ pub fn write_phantom(seed: u64, noise_px: f64, with_mesh: bool, dir: &Path) -> R
         ..PhantomOptions::default()
     };
     let ph = Phantom::generate(seed, &opts)?;
+    write_phantom_dir(&ph, dir)
+}
+
+/// Reads a case whose bone mesh is in its own frame and registers the mesh
+/// to the views (`avnplan register`).
+///
+/// # Errors
+/// [`Error::Invalid`] (`bone_mesh.frame`) when the case has no bone mesh or
+/// it is already in the world frame; as [`crate::io::load_case`] and
+/// [`register`].
+pub fn registration_file(path: &Path) -> Result<crate::io::registration::RegistrationFile> {
+    let (case, _) = load_case(path)?;
+    let mesh = match &case.bone_mesh {
+        Some((m, MeshFrame::Own)) => m,
+        Some((_, MeshFrame::World)) => {
+            return Err(Error::invalid(
+                "bone_mesh.frame",
+                "the mesh is already in the world frame: nothing to register",
+            ))
+        }
+        None => return Err(Error::invalid("bone_mesh", "no bone mesh to register")),
+    };
+    let opts = RegistrationOptions {
+        side: Some(case.side),
+        noise_px: case.annotation_noise_px,
+        ..RegistrationOptions::default()
+    };
+    Ok(register(mesh, &case.views, &opts)?.to_file())
+}
+
+/// Builds a phantom around the mesh file `mesh_path` and writes it into
+/// `dir` (see [`crate::phantom::Phantom::around_mesh`] and
+/// [`crate::phantom::write_phantom_dir`]); `own_frame` gives the case's
+/// mesh in its own frame (and implies `with_mesh`).
+///
+/// # Errors
+/// As [`crate::io::mesh::load_mesh`] (naming the mesh file),
+/// [`crate::phantom::Phantom::around_mesh`] and the writer.
+pub fn write_phantom_around_mesh(
+    seed: u64,
+    noise_px: f64,
+    with_mesh: bool,
+    own_frame: bool,
+    mesh_path: &Path,
+    dir: &Path,
+) -> Result<()> {
+    let (mesh, _) = crate::io::mesh::load_mesh(mesh_path)?;
+    let opts = PhantomOptions {
+        noise_px,
+        with_mesh: with_mesh || own_frame,
+        own_frame,
+        source_name: mesh_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        ..PhantomOptions::default()
+    };
+    let ph = Phantom::around_mesh(&mesh, seed, &opts)?;
     write_phantom_dir(&ph, dir)
 }

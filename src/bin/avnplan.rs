@@ -67,9 +67,27 @@ enum Command {
         /// Include the true bone mesh in the case (`bone_mesh`).
         #[arg(long)]
         with_mesh: bool,
+        /// Build the case around this femur mesh (STL, OBJ or PLY, mm)
+        /// instead of a synthetic bone.
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+        /// With `--mesh`: give the case's bone mesh in its own frame
+        /// (`bone_mesh.frame = "own"`, moved by a random rigid motion; the
+        /// truth holds `world_from_mesh`).
+        #[arg(long, requires = "mesh")]
+        own_frame: bool,
         /// Output folder.
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Register a bone mesh given in its own frame to the case's views
+    /// (avnplan.registration/1).
+    Register {
+        /// The case file (its `bone_mesh.frame` must be "own").
+        case: PathBuf,
+        /// Write the registration here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -127,9 +145,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
             seed,
             noise_px,
             with_mesh,
+            mesh,
+            own_frame,
             output,
-        } => avnplan::pipeline::write_phantom(seed, noise_px, with_mesh, &output).in_file(&output),
+        } => match mesh {
+            Some(mesh) => phantom_around_mesh(seed, noise_px, with_mesh, own_frame, &mesh, &output),
+            None => avnplan::pipeline::write_phantom(seed, noise_px, with_mesh, &output)
+                .in_file(&output),
+        },
+        Command::Register { case, output } => register(&case, output.as_deref()),
     }
+}
+
+fn phantom_around_mesh(
+    seed: u64,
+    noise_px: f64,
+    with_mesh: bool,
+    own_frame: bool,
+    mesh: &Path,
+    output: &Path,
+) -> Result<(), Failure> {
+    // Errors reading the mesh name the mesh; the others the output folder.
+    avnplan::io::mesh::load_mesh(mesh).in_file(mesh)?;
+    avnplan::pipeline::write_phantom_around_mesh(seed, noise_px, with_mesh, own_frame, mesh, output)
+        .in_file(output)
+}
+
+fn register(case: &Path, output: Option<&Path>) -> Result<(), Failure> {
+    let reg = avnplan::pipeline::registration_file(case).in_file(case)?;
+    emit(&reg, output)
 }
 
 fn main() -> ExitCode {

@@ -251,6 +251,14 @@ impl Femur {
         }
     }
 
+    /// The head sphere.
+    pub(crate) fn head(&self) -> crate::geometry::Sphere {
+        crate::geometry::Sphere {
+            center: self.head_center,
+            radius_mm: self.params.head_radius_mm,
+        }
+    }
+
     /// The head sphere's signed distance.
     pub(crate) fn head_sdf(&self, p: &Point3<f64>) -> f64 {
         (p - self.head_center).norm() - self.params.head_radius_mm

@@ -29,6 +29,7 @@
 //! Same seed and options, same bytes (whatever the number of threads).
 
 mod femur;
+mod mesh;
 mod radiograph;
 mod trace;
 mod write;
@@ -37,7 +38,9 @@ pub use femur::FemurParams;
 pub use radiograph::Radiograph;
 pub use write::{case_file, write_phantom_dir};
 
-use nalgebra::{Matrix3, Point2, Point3, Rotation3, Vector2, Vector3};
+use std::sync::Arc;
+
+use nalgebra::{Isometry3, Matrix3, Point2, Point3, Rotation3, Vector2, Vector3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -45,7 +48,7 @@ use serde::Serialize;
 
 use crate::case::{Case, MeshFrame, Side};
 use crate::error::{ensure_finite, Error, Result};
-use crate::geometry::{mesh_implicit, Ellipsoid, TriMesh};
+use crate::geometry::{mesh_implicit, BoneSurface, Ellipsoid, Sphere, TriMesh};
 use crate::imaging::{Annotations, CArm, Projection, View};
 
 use femur::Femur;
@@ -68,6 +71,14 @@ pub struct PhantomOptions {
     pub image_size_px: u32,
     /// Add two oblique views (primary +30 and -30 degrees). Default false.
     pub oblique_views: bool,
+    /// [`Phantom::around_mesh`] only: give the case's bone mesh in its own
+    /// frame (`bone_mesh.frame = "own"`), moved by a seeded random rigid
+    /// motion of up to 20 mm and 15 degrees about the head centre; the true
+    /// `world_from_mesh` goes into [`Truth::world_from_mesh`]. Default false.
+    pub own_frame: bool,
+    /// [`Phantom::around_mesh`] only: the source mesh's file name, recorded
+    /// as [`Truth::source_mesh`]. Default `None`.
+    pub source_name: Option<String>,
 }
 
 impl Default for PhantomOptions {
@@ -79,6 +90,8 @@ impl Default for PhantomOptions {
             mesh_step_mm: 0.8,
             image_size_px: 1024,
             oblique_views: false,
+            own_frame: false,
+            source_name: None,
         }
     }
 }
@@ -186,20 +199,56 @@ pub struct Truth {
     pub lt_lower_edge_z_mm: f64,
     /// True entry point: the neck axis leaves the lateral cortex here, world mm.
     pub entry_mm: [f64; 3],
-    /// Every drawn femur parameter.
-    pub params: FemurParams,
+    /// Every drawn femur parameter (`None` for a phantom built around a
+    /// given mesh, [`Phantom::around_mesh`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<FemurParams>,
     /// Bone mesh file name (outer surface, world mm).
     pub bone_mesh: String,
+    /// [`Phantom::around_mesh`]: the file name of the mesh the phantom was
+    /// built around (when given in [`PhantomOptions::source_name`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_mesh: Option<String>,
+    /// [`Phantom::around_mesh`] with [`PhantomOptions::own_frame`]: the file
+    /// name of the case's bone mesh, in its own frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_frame_mesh: Option<String>,
+    /// [`Phantom::around_mesh`] with [`PhantomOptions::own_frame`]: the true
+    /// rigid map from the case mesh's own frame to the world, 4x4 row-major
+    /// (mesh mm -> world mm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub world_from_mesh: Option<[[f64; 4]; 4]>,
+    /// [`Phantom::around_mesh`]: the rigid map that put the given mesh into
+    /// the world (standard anatomical pose, patient LPS), 4x4 row-major.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub world_from_source: Option<[[f64; 4]; 4]>,
     /// Grid step of the bone mesh, mm.
     pub mesh_step_mm: f64,
     /// The views.
     pub views: Vec<TruthView>,
 }
 
+/// The true bone of a phantom.
+#[derive(Debug, Clone)]
+enum Body {
+    /// A synthetic implicit femur.
+    Synthetic(Box<Femur>),
+    /// A given mesh (world frame) with its head sphere.
+    Mesh(Arc<MeshBody>),
+}
+
+/// A given bone mesh as the phantom's truth.
+#[derive(Debug)]
+struct MeshBody {
+    surface: BoneSurface,
+    head: Sphere,
+    shell_mm: f64,
+}
+
 /// A synthetic hip case with its truth.
 #[derive(Debug, Clone)]
 pub struct Phantom {
-    femur: Femur,
+    body: Body,
     /// The case the planner sees.
     pub case: Case,
     /// The truth the planner never sees.
@@ -210,6 +259,9 @@ pub struct Phantom {
     pub lesion: Ellipsoid,
     /// The C-arm of each view (same order as `case.views`).
     pub carms: Vec<CArm>,
+    /// [`Phantom::around_mesh`] with [`PhantomOptions::own_frame`]: the true
+    /// pose of the case's bone mesh (own frame mm -> world mm).
+    pub world_from_mesh: Option<Isometry3<f64>>,
 }
 
 /// Unit vector as an array.
@@ -248,49 +300,15 @@ impl Phantom {
             None => Side::Right,
         };
         let femur = Femur::new(FemurParams::draw(&mut rng, side));
-        let lesion = draw_lesion(&femur, &mut rng)?;
+        let lesion = draw_lesion(side, &femur.head(), &mut rng)?;
         let entry = find_entry(&femur)?;
         let (lo, hi) = femur.bounds(2.0 * opts.mesh_step_mm);
         let mesh = mesh_implicit(|p| femur.sdf(p), lo, hi, opts.mesh_step_mm)?;
 
-        // Views (domain.md §4): SID ~1000 mm, SOD 600-700 mm, isocentre at
-        // the middle of the neck axis between head centre and entry.
+        // Views (domain.md §4).
         let h = femur.head_center;
-        let iso = h + (entry - h) * 0.5;
-        let sid = 980.0 + 40.0 * rng.random::<f64>();
-        let spacing = (0.28 + 0.06 * rng.random::<f64>()) * 1024.0 / f64::from(opts.image_size_px);
-        let m = match side {
-            Side::Right => 1.0,
-            Side::Left => -1.0,
-        };
-        // Cross-table-like lateral: horizontal beam perpendicular to a
-        // nominal neck axis (NSA 125 deg, domain.md §7), detector lateral
-        // and cranial: primary -+90, secondary 180 - 125 = 55 deg.
-        let mut angles: Vec<(&str, f64, f64)> = vec![("AP", 0.0, 0.0), ("LAT", -m * 90.0, 55.0)];
-        if opts.oblique_views {
-            angles.push(("OBL+30", 30.0, 0.0));
-            angles.push(("OBL-30", -30.0, 0.0));
-        }
+        let (angles, carms) = place_carms(&mut rng, side, &h, &entry, opts);
         let size = opts.image_size_px;
-        let mut carms = Vec::new();
-        for _ in &angles {
-            let sod = 600.0 + 100.0 * rng.random::<f64>();
-            carms.push(sod);
-        }
-        let carms: Vec<CArm> = angles
-            .iter()
-            .zip(carms)
-            .map(|(&(_, a, b), sod)| CArm {
-                sid_mm: sid,
-                sod_mm: sod,
-                primary_angle_rad: a.to_radians(),
-                secondary_angle_rad: b.to_radians(),
-                pixel_spacing_mm: [spacing, spacing],
-                isocenter_mm: iso,
-                principal_point_px: None,
-                image_size_px: [size, size],
-            })
-            .collect();
 
         let mut noise_rng = ChaCha8Rng::seed_from_u64(seed);
         noise_rng.set_stream(1);
@@ -351,8 +369,12 @@ impl Phantom {
             lt_point_mm: arr(&lt_point.coords),
             lt_lower_edge_z_mm: femur.lt_z - femur.lt.semi.z,
             entry_mm: arr(&entry.coords),
-            params: femur.params,
+            params: Some(femur.params),
             bone_mesh: "femur.stl".into(),
+            source_mesh: None,
+            own_frame_mesh: None,
+            world_from_mesh: None,
+            world_from_source: None,
             mesh_step_mm: opts.mesh_step_mm,
             views: angles
                 .iter()
@@ -371,12 +393,13 @@ impl Phantom {
                 .collect(),
         };
         Ok(Phantom {
-            femur,
+            body: Body::Synthetic(Box::new(femur)),
             case,
             truth,
             mesh,
             lesion,
             carms,
+            world_from_mesh: None,
         })
     }
 
@@ -384,8 +407,14 @@ impl Phantom {
     /// positive outside, zero on the outer surface; a lower bound on the
     /// distance to the surface (exact on the head sphere and the cylinders).
     #[must_use]
+    ///
+    /// For a phantom built around a mesh ([`Phantom::around_mesh`]) it is the
+    /// mesh's exact signed distance.
     pub fn bone_sdf(&self, p: &Point3<f64>) -> f64 {
-        self.femur.sdf(p)
+        match &self.body {
+            Body::Synthetic(f) => f.sdf(p),
+            Body::Mesh(m) => m.surface.signed_distance_mm(p),
+        }
     }
 
     /// Whether the ray from the source through pixel `uv` of view `view`
@@ -399,22 +428,27 @@ impl Phantom {
             .views
             .get(view)
             .ok_or_else(|| Error::invalid("view", "index out of range"))?;
-        let (lo, hi) = self.femur.bounds(1.0);
-        Ok(trace::pixel_hits(
-            &|p: &Point3<f64>| self.femur.sdf(p),
-            &v.projection,
-            uv,
-            &lo,
-            &hi,
-        ))
+        match &self.body {
+            Body::Synthetic(f) => {
+                let (lo, hi) = f.bounds(1.0);
+                Ok(trace::pixel_hits(
+                    &|p: &Point3<f64>| f.sdf(p),
+                    &v.projection,
+                    uv,
+                    &lo,
+                    &hi,
+                ))
+            }
+            Body::Mesh(m) => Ok(mesh::ray_hits(&m.surface, &v.projection, uv)),
+        }
     }
 
     /// The head sphere (truth).
     #[must_use]
     pub fn head(&self) -> crate::geometry::Sphere {
-        crate::geometry::Sphere {
-            center: self.femur.head_center,
-            radius_mm: self.femur.params.head_radius_mm,
+        match &self.body {
+            Body::Synthetic(f) => f.head(),
+            Body::Mesh(m) => m.head,
         }
     }
 
@@ -423,6 +457,56 @@ impl Phantom {
     pub fn entry_mm(&self) -> Point3<f64> {
         Point3::from(self.truth.entry_mm)
     }
+}
+
+/// One view's name and positioner angles (primary, secondary), degrees.
+type ViewAngles = (&'static str, f64, f64);
+
+/// The C-arms of a phantom (domain.md §4): SID ~1000 mm, SOD 600-700 mm,
+/// isocentre at the middle of the neck axis between head centre and entry;
+/// AP and a cross-table-like lateral, plus two obliques when asked.
+fn place_carms(
+    rng: &mut ChaCha8Rng,
+    side: Side,
+    h: &Point3<f64>,
+    entry: &Point3<f64>,
+    opts: &PhantomOptions,
+) -> (Vec<ViewAngles>, Vec<CArm>) {
+    let iso = h + (entry - h) * 0.5;
+    let sid = 980.0 + 40.0 * rng.random::<f64>();
+    let spacing = (0.28 + 0.06 * rng.random::<f64>()) * 1024.0 / f64::from(opts.image_size_px);
+    let m = match side {
+        Side::Right => 1.0,
+        Side::Left => -1.0,
+    };
+    // Cross-table-like lateral: horizontal beam perpendicular to a
+    // nominal neck axis (NSA 125 deg, domain.md §7), detector lateral
+    // and cranial: primary -+90, secondary 180 - 125 = 55 deg.
+    let mut angles: Vec<ViewAngles> = vec![("AP", 0.0, 0.0), ("LAT", -m * 90.0, 55.0)];
+    if opts.oblique_views {
+        angles.push(("OBL+30", 30.0, 0.0));
+        angles.push(("OBL-30", -30.0, 0.0));
+    }
+    let size = opts.image_size_px;
+    let sods: Vec<f64> = angles
+        .iter()
+        .map(|_| 600.0 + 100.0 * rng.random::<f64>())
+        .collect();
+    let carms = angles
+        .iter()
+        .zip(sods)
+        .map(|(&(_, a, b), sod)| CArm {
+            sid_mm: sid,
+            sod_mm: sod,
+            primary_angle_rad: a.to_radians(),
+            secondary_angle_rad: b.to_radians(),
+            pixel_spacing_mm: [spacing, spacing],
+            isocenter_mm: iso,
+            principal_point_px: None,
+            image_size_px: [size, size],
+        })
+        .collect();
+    (angles, carms)
 }
 
 /// Largest distance from `c` to a point of the ellipsoid, mm (dense sampling
@@ -466,13 +550,13 @@ fn ellipsoid_max_distance(e: &Ellipsoid, c: &Point3<f64>) -> f64 {
 /// Draws the lesion: an ellipsoid in the anterolateral, superior
 /// (weight-bearing) head (domain.md §3), 5-30 % of the head volume, its
 /// outermost point 1-4 mm below the articular surface.
-fn draw_lesion(f: &Femur, rng: &mut ChaCha8Rng) -> Result<Ellipsoid> {
-    let m = match f.params.side {
+fn draw_lesion(side: Side, head: &Sphere, rng: &mut ChaCha8Rng) -> Result<Ellipsoid> {
+    let m = match side {
         Side::Right => 1.0,
         Side::Left => -1.0,
     };
-    let r = f.params.head_radius_mm;
-    let h = f.head_center;
+    let r = head.radius_mm;
+    let h = head.center;
     let head_vol = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3);
     let anterior = Vector3::new(0.0, -1.0, 0.0);
     let lateral = Vector3::new(-m, 0.0, 0.0);
@@ -629,7 +713,15 @@ fn trace_annotations(
         .collect();
     ann.shaft_edges_px = trace_edges(f, proj, size, &shaft_points, &|p| f.shaft_sdf(p))?;
 
-    // Lesion: the exact contour of the ellipsoid seen from the source.
+    ann.lesion_outline_px = lesion_contour(lesion, proj)?;
+    let e = proj.project(entry)?;
+    ann.entry_px = in_image(&e, size).then_some(e);
+    Ok(ann)
+}
+
+/// The exact projected contour of the lesion ellipsoid, 64 points.
+fn lesion_contour(lesion: &Ellipsoid, proj: &Projection) -> Result<Vec<Point2<f64>>> {
+    let src = proj.source_mm();
     let s_unit = lesion.to_unit(&src);
     let s2 = s_unit.norm_squared();
     if s2 <= 1.0 {
@@ -639,6 +731,7 @@ fn trace_annotations(
         ));
     }
     let c0 = s_unit / s2;
+    let mut out = Vec::with_capacity(64);
     let rad = (1.0 - 1.0 / s2).sqrt();
     let a = s_unit / s2.sqrt();
     let b1 = a
@@ -650,11 +743,9 @@ fn trace_annotations(
         let th = std::f64::consts::TAU * k as f64 / 64.0;
         let q = c0 + (b1 * th.cos() + b2 * th.sin()) * rad;
         let uv = proj.project(&lesion.from_unit(&q))?;
-        ann.lesion_outline_px.push(uv);
+        out.push(uv);
     }
-    let e = proj.project(entry)?;
-    ann.entry_px = in_image(&e, size).then_some(e);
-    Ok(ann)
+    Ok(out)
 }
 
 /// Largest amount of blending (mm) between the neck (shaft) primitive and
@@ -745,7 +836,7 @@ mod tests {
             let f = Femur::new(FemurParams::draw(&mut rng, side));
             let r = f.params.head_radius_mm;
             let h = f.head_center;
-            let e = draw_lesion(&f, &mut rng).unwrap();
+            let e = draw_lesion(side, &f.head(), &mut rng).unwrap();
             let frac = e.volume_ml() * 1000.0 / (4.0 / 3.0 * std::f64::consts::PI * r.powi(3));
             assert!(
                 (0.05..=0.30).contains(&frac),

@@ -85,13 +85,33 @@ pub(crate) fn silhouette_along<F: Fn(&Point3<f64>) -> f64>(
     bounds: (&Point3<f64>, &Point3<f64>),
 ) -> Option<(Point2<f64>, Point2<f64>)> {
     let (lo, hi) = bounds;
-    if !pixel_hits(f, proj, start, lo, hi) {
+    silhouette_along_by(
+        &|uv: &Point2<f64>| pixel_hits(f, proj, uv, lo, hi),
+        start,
+        dir,
+        step_px,
+        max_px,
+        tol_px,
+    )
+}
+
+/// As [`silhouette_along`], with any pixel hit test `hits` (e.g. a ray cast
+/// against a triangle mesh).
+pub(crate) fn silhouette_along_by<H: Fn(&Point2<f64>) -> bool>(
+    hits: &H,
+    start: &Point2<f64>,
+    dir: &nalgebra::Vector2<f64>,
+    step_px: f64,
+    max_px: f64,
+    tol_px: f64,
+) -> Option<(Point2<f64>, Point2<f64>)> {
+    if !hits(start) {
         return None;
     }
     let mut a = 0.0;
     let mut b = step_px;
     while b <= max_px {
-        if !pixel_hits(f, proj, &(start + dir * b), lo, hi) {
+        if !hits(&(start + dir * b)) {
             break;
         }
         a = b;
@@ -102,7 +122,7 @@ pub(crate) fn silhouette_along<F: Fn(&Point3<f64>) -> f64>(
     }
     while b - a > tol_px {
         let m = 0.5 * (a + b);
-        if pixel_hits(f, proj, &(start + dir * m), lo, hi) {
+        if hits(&(start + dir * m)) {
             a = m;
         } else {
             b = m;

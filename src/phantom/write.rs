@@ -16,7 +16,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The phantom's case as a contract v1 case file (views as `projection`
 /// matrices, form 1; the bone mesh, when the case has one, as
-/// [`super::Truth::bone_mesh`] in the world frame).
+/// [`super::Truth::bone_mesh`] in the world frame, or as
+/// [`super::Truth::own_frame_mesh`] in its own frame).
 ///
 /// # Errors
 /// As [`case_to_file`] (not expected for a generated phantom).
@@ -24,7 +25,12 @@ pub fn case_file(ph: &Phantom) -> Result<CaseFile> {
     case_to_file(
         &ph.case,
         &MeshFileNames {
-            bone_mesh: Some(ph.truth.bone_mesh.clone()),
+            bone_mesh: Some(
+                ph.truth
+                    .own_frame_mesh
+                    .clone()
+                    .unwrap_or_else(|| ph.truth.bone_mesh.clone()),
+            ),
             lesion_mesh: None,
         },
     )
@@ -33,7 +39,8 @@ pub fn case_file(ph: &Phantom) -> Result<CaseFile> {
 /// Writes the phantom into `dir` (created if missing): `case.json`,
 /// `truth.json`, the bone mesh `femur.stl` (binary STL, world mm) and one
 /// radiograph PNG per view (`<view name>.png`, see
-/// [`Phantom::radiograph`]). Same phantom, same bytes.
+/// [`Phantom::radiograph`]); with a mesh in its own frame, that mesh too
+/// ([`super::Truth::own_frame_mesh`]). Same phantom, same bytes.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file that could not be written.
@@ -48,6 +55,9 @@ pub fn write_phantom_dir(ph: &Phantom, dir: &Path) -> Result<()> {
         to_json_string(&case_file(ph)?)?.as_bytes(),
     )?;
     write_stl(&dir.join(&ph.truth.bone_mesh), &ph.mesh)?;
+    if let (Some(name), Some((own, _))) = (&ph.truth.own_frame_mesh, &ph.case.bone_mesh) {
+        write_stl(&dir.join(name), own)?;
+    }
     for (i, v) in ph.truth.views.iter().enumerate() {
         let png = ph.radiograph(i)?.to_png()?;
         write_file(&dir.join(&v.radiograph), &png)?;

@@ -10,5 +10,6 @@ mod io;
 mod phantom;
 mod planning;
 mod recon;
+mod registration;
 mod render;
 mod surface;
