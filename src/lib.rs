@@ -19,6 +19,7 @@
 //! | [`phantom`] | seeded synthetic cases with known truth |
 //! | [`render`] | SVG/PNG overlays |
 //! | [`pipeline`] | the whole job: case -> model -> plan -> files and pictures |
+//! | [`uncertainty`] | Monte Carlo of annotation noise through reconstruction: breach probability per trajectory |
 //!
 //! # Conventions
 //!
@@ -52,6 +53,7 @@ pub mod pipeline;
 pub mod planning;
 pub mod reconstruction;
 pub mod render;
+pub mod uncertainty;
 
 pub use case::{Case, Constraints, Side};
 pub use error::{Error, Result};

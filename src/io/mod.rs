@@ -46,7 +46,7 @@
 //! * plan, per trajectory: `breach_probability` (in [0, 1]) and
 //!   `clearance_p05_mm` (5th percentile of `min_clearance_mm` under the
 //!   annotation noise); plan level: `entry_zone_rule` (which rule placed
-//!   the entry zone).
+//!   the entry zone) and `recommended_margin_mm` (see [`crate::uncertainty`]).
 //! * check: `entry_offset_mm` is left out when the needle's axis does not
 //!   cross the outer bone surface.
 //! * model: `neck_axis`, `shaft_axis` and `lesion` are left out when the

@@ -10,3 +10,4 @@ mod planning;
 mod recon;
 mod render;
 mod surface;
+mod uncertainty;
