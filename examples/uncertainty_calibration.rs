@@ -151,7 +151,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for ((e, t, kind), tu) in segs.iter().zip(&u.trajectories) {
             let obs = true_breach(&truth, &checker, &ph, e, t);
             rows.push((tu.breach_probability, obs, noise, kind.clone()));
-            line.push_str(&format!(" {:.2}{}", tu.breach_probability, if obs { "B" } else { "" }));
+            line.push_str(&format!(
+                " {:.2}{}",
+                tu.breach_probability,
+                if obs { "B" } else { "" }
+            ));
         }
         eprintln!("{line}");
     }

@@ -36,8 +36,10 @@
 //!   one-sigma annotation noise, px, that the planner's plans must be
 //!   robust to (the contract's "annotation noise of 1 px").
 //! * case, `constraints.max_breach_probability` (in [0, 1]): the largest
-//!   acceptable probability of a cortical breach per trajectory under that
-//!   noise.
+//!   acceptable probability of a breach (rules 1-5 of the safety definition
+//!   broken on the bone) per trajectory under that noise, as estimated by
+//!   [`crate::uncertainty`]; trajectories above it are rejected
+//!   (`breach_probability` in `reasons`).
 //! * case, `lesion.mesh.frame` (`"world"` default, or `"own"`), as the
 //!   contract's `register` section describes.
 //! * case, `views[i].distortion`: `{ "model", "degree", "center_px",

@@ -471,10 +471,16 @@ pub fn monte_carlo(
         && cal.translation_sd_mm.is_finite()
         && cal.translation_sd_mm >= 0.0)
     {
-        return Err(Error::invalid("calibration", "sigmas must be finite and >= 0"));
+        return Err(Error::invalid(
+            "calibration",
+            "sigmas must be finite and >= 0",
+        ));
     }
     if !(opts.sample_shrink_mm.is_finite() && opts.sample_shrink_mm >= 0.0) {
-        return Err(Error::invalid("sample_shrink_mm", "must be finite and >= 0"));
+        return Err(Error::invalid(
+            "sample_shrink_mm",
+            "must be finite and >= 0",
+        ));
     }
     if !(opts.mesh_step_mm.is_finite() && opts.mesh_step_mm >= 0.2) {
         return Err(Error::invalid("mesh_step_mm", "must be >= 0.2 mm"));
@@ -514,7 +520,10 @@ pub fn monte_carlo(
                 let bone = if bone_known {
                     None
                 } else {
-                    Some(local_bone(r.femur.as_ref()?, &capsules, clip_mm, opts.mesh_step_mm).ok()?)
+                    Some(
+                        local_bone(r.femur.as_ref()?, &capsules, clip_mm, opts.mesh_step_mm)
+                            .ok()?,
+                    )
                 };
                 (bone, lesion)
             } else {
@@ -637,7 +646,10 @@ pub fn assess_plan(
     }
     let set = |t: &mut crate::planning::Trajectory, tu: &TrajectoryUncertainty| {
         t.breach_probability = Some(tu.breach_probability.clamp(0.0, 1.0));
-        t.clearance_p05_mm = tu.clearance_p05_mm.is_finite().then_some(tu.clearance_p05_mm);
+        t.clearance_p05_mm = tu
+            .clearance_p05_mm
+            .is_finite()
+            .then_some(tu.clearance_p05_mm);
     };
     for (t, tu) in plan.trajectories.iter_mut().zip(&u.trajectories) {
         set(t, tu);
@@ -648,7 +660,8 @@ pub fn assess_plan(
         }
     }
     if let Some(q) = limit {
-        let too_likely = |t: &crate::planning::Trajectory| t.breach_probability.is_some_and(|p| p > q);
+        let too_likely =
+            |t: &crate::planning::Trajectory| t.breach_probability.is_some_and(|p| p > q);
         let before = plan.trajectories.len() + plan.alternatives.len();
         let kept_main: Vec<usize> = (0..n_main)
             .filter(|&i| !too_likely(&plan.trajectories[i]))
@@ -715,7 +728,8 @@ pub fn assess_plan(
         let _ = alts_u;
     }
     let rules = Rules::new(&case.constraints, &case.forbidden_zones, 0.0);
-    let clip = rules.axis_clearance_mm.max(rules.tip_depth_mm) + CLIP_EXTRA_MM - rules.needle_radius_mm;
+    let clip =
+        rules.axis_clearance_mm.max(rules.tip_depth_mm) + CLIP_EXTRA_MM - rules.needle_radius_mm;
     u.recommended_margin_mm = plan
         .trajectories
         .iter()
@@ -772,7 +786,11 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let m = pose_error(&c, &pivot, &mut rng);
         let r = m.fixed_view::<3, 3>(0, 0).into_owned();
-        assert_relative_eq!(r.transpose() * r, nalgebra::Matrix3::identity(), epsilon = 1e-12);
+        assert_relative_eq!(
+            r.transpose() * r,
+            nalgebra::Matrix3::identity(),
+            epsilon = 1e-12
+        );
         let p = m * pivot.to_homogeneous();
         assert_relative_eq!(Point3::from_homogeneous(p).unwrap(), pivot, epsilon = 1e-9);
         let none = pose_error(&CalibrationError::default(), &pivot, &mut rng);
@@ -828,7 +846,8 @@ mod tests {
         let bone = BoneSurface::new(mesh).unwrap();
         // Distance from the inner part of the axis to the sphere: 25 - |p|;
         // at x = 10, 25 - sqrt(109) = 14.56 > 9: the clip wins (reported 9).
-        let d = bone.segment_distance_mm(&Point3::new(-15.0, 0.0, 3.0), &Point3::new(10.0, 0.0, 3.0));
+        let d =
+            bone.segment_distance_mm(&Point3::new(-15.0, 0.0, 3.0), &Point3::new(10.0, 0.0, 3.0));
         assert_relative_eq!(d, 9.0, epsilon = 0.05);
         // Near the entry side the sphere is closer than the clip.
         let p = Point3::new(-21.0, 0.0, 3.0);

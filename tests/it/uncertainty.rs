@@ -67,7 +67,14 @@ fn uncertainty_grazing_line_is_likely_to_breach_the_planned_one_is_not() {
     let mut uo = UncertaintyOptions::default();
     uo.samples = 40;
     let segs = [(best.entry_mm, best.tip_mm), graze];
-    let u = monte_carlo(&ph.case, &built.model, &segs, &quick_pipeline().reconstruction, &uo).unwrap();
+    let u = monte_carlo(
+        &ph.case,
+        &built.model,
+        &segs,
+        &quick_pipeline().reconstruction,
+        &uo,
+    )
+    .unwrap();
     eprintln!("{u:#?}");
     assert_eq!(u.failed_samples, 0);
     let (good, bad) = (&u.trajectories[0], &u.trajectories[1]);
@@ -102,7 +109,14 @@ fn uncertainty_same_seed_same_numbers_on_one_and_two_threads() {
             .build()
             .unwrap();
         pool.install(|| {
-            monte_carlo(&ph.case, &built.model, &segs, &quick_pipeline().reconstruction, &uo).unwrap()
+            monte_carlo(
+                &ph.case,
+                &built.model,
+                &segs,
+                &quick_pipeline().reconstruction,
+                &uo,
+            )
+            .unwrap()
         })
     };
     let a = run(1);
@@ -110,7 +124,14 @@ fn uncertainty_same_seed_same_numbers_on_one_and_two_threads() {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     // Another seed gives other samples.
     uo.seed += 1;
-    let c = monte_carlo(&ph.case, &built.model, &segs, &quick_pipeline().reconstruction, &uo).unwrap();
+    let c = monte_carlo(
+        &ph.case,
+        &built.model,
+        &segs,
+        &quick_pipeline().reconstruction,
+        &uo,
+    )
+    .unwrap();
     assert_ne!(
         a.trajectories[0].clearance_mean_mm,
         c.trajectories[0].clearance_mean_mm
@@ -147,7 +168,13 @@ fn uncertainty_in_the_plan_and_max_breach_probability_never_relaxes() {
         assert_eq!(t.breach_probability, Some(0.0));
     }
     if sp.status == PlanStatus::NoSafeTrajectory {
-        assert!(sp.reasons.get(&RejectReason::BreachProbability).copied().unwrap_or(0) > 0);
+        assert!(
+            sp.reasons
+                .get(&RejectReason::BreachProbability)
+                .copied()
+                .unwrap_or(0)
+                > 0
+        );
         assert!(sp.trajectories.is_empty());
     }
     // A limit of 1 rejects nothing and changes nothing.
