@@ -333,7 +333,7 @@ fn judge(
     let miss = lesion.is_some_and(|l| !l.contains(tip));
     let v = tip - entry;
     let len = v.norm();
-    let shallow = Outcome {
+    let shallow = || Outcome {
         breach: Some(RejectReason::TipTooShallow),
         miss,
         clearance_mm: bone.segment_distance_mm(tip, tip).min(clip_clearance_mm)
@@ -341,10 +341,10 @@ fn judge(
             - rules.needle_radius_mm,
     };
     let Some(d) = Unit::try_new(v, 1e-9) else {
-        return shallow;
+        return shallow();
     };
     if !bone.contains(tip) {
-        return shallow;
+        return shallow();
     }
     let origin = entry - d.into_inner() * BACKOFF_MM;
     if bone.contains(&origin) {
@@ -357,7 +357,7 @@ fn judge(
         };
     }
     let Some(hit) = bone.first_hit(&origin, &d, BACKOFF_MM + len) else {
-        return shallow;
+        return shallow();
     };
     let e = Entry {
         point: hit.point,
@@ -725,7 +725,6 @@ pub fn assess_plan(
         plan.trajectories = main;
         plan.alternatives = alts;
         u.trajectories = main_u;
-        let _ = alts_u;
     }
     let rules = Rules::new(&case.constraints, &case.forbidden_zones, 0.0);
     let clip =
