@@ -757,9 +757,11 @@ mod tests {
 
     #[test]
     fn zero_noise_keeps_annotations_and_noise_has_its_sigma() {
-        let mut a = Annotations::default();
-        a.head_outline_px = (0..2000).map(|i| Point2::new(f64::from(i), 0.0)).collect();
-        a.entry_px = Some(Point2::new(5.0, 6.0));
+        let a = Annotations {
+            head_outline_px: (0..2000).map(|i| Point2::new(f64::from(i), 0.0)).collect(),
+            entry_px: Some(Point2::new(5.0, 6.0)),
+            ..Annotations::default()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         assert_eq!(perturb_annotations(&a, 0.0, &mut rng), a);
         let b = perturb_annotations(&a, 1.5, &mut rng);
