@@ -181,7 +181,15 @@ fn uncertainty_in_the_plan_and_max_breach_probability_never_relaxes() {
     let mut loose = ph.case.clone();
     loose.constraints.max_breach_probability = Some(1.0);
     let (_, lp) = plan_case(&loose, &opts).unwrap();
-    assert_eq!(lp.trajectories, plan.trajectories);
+    // Same trajectories and probabilities (the clearance quantile may move by
+    // the local mesh, which then also covers the alternatives).
+    let key = |p: &Plan| -> Vec<_> {
+        p.trajectories
+            .iter()
+            .map(|t| (t.entry_mm, t.tip_mm, t.breach_probability))
+            .collect()
+    };
+    assert_eq!(key(&lp), key(&plan));
     assert!(!lp.reasons.contains_key(&RejectReason::BreachProbability));
 }
 
