@@ -20,6 +20,7 @@
 //! | [`render`] | SVG/PNG overlays |
 //! | [`registration`] | 2D/3D registration of a CT/MRI femur mesh to the views |
 //! | [`pipeline`] | the whole job: case -> model -> plan -> files and pictures |
+//! | [`uncertainty`] | Monte Carlo of annotation noise through reconstruction: breach probability per trajectory |
 //!
 //! # Conventions
 //!
@@ -54,6 +55,7 @@ pub mod planning;
 pub mod reconstruction;
 pub mod registration;
 pub mod render;
+pub mod uncertainty;
 
 pub use case::{Case, Constraints, Side};
 pub use error::{Error, Result};

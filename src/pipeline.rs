@@ -47,6 +47,10 @@ pub struct PipelineOptions {
     /// Registration options (for a bone mesh in its own frame; the side and
     /// the noise are taken from the case).
     pub registration: RegistrationOptions,
+    /// Monte Carlo of the breach probability ([`crate::uncertainty`]);
+    /// `samples = 0` disables it. Default
+    /// [`crate::uncertainty::DEFAULT_SAMPLES`] samples.
+    pub uncertainty: crate::uncertainty::UncertaintyOptions,
 }
 
 /// A model with how it was made.
@@ -310,10 +314,13 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
 }
 
 /// Builds the model and plans (see [`build_model`] and
-/// [`crate::planning::plan_with`]).
+/// [`crate::planning::plan_with`]), then estimates each returned
+/// trajectory's breach probability and applies the case's
+/// `max_breach_probability` ([`crate::uncertainty::assess_plan`], unless
+/// `opts.uncertainty.samples` is 0).
 ///
 /// # Errors
-/// As [`build_model`].
+/// As [`build_model`] and [`crate::uncertainty::assess_plan`].
 pub fn plan_case(case: &Case, opts: &PipelineOptions) -> Result<(BuiltModel, Plan)> {
     let built = build_model(case, opts)?;
     if built
@@ -333,10 +340,18 @@ pub fn plan_case(case: &Case, opts: &PipelineOptions) -> Result<(BuiltModel, Pla
             candidates: 0,
             safe_candidates: 0,
             warnings: built.warnings.clone(),
+            recommended_margin_mm: None,
         };
         return Ok((built, plan));
     }
     let mut plan = plan_with(&built.model, case, &opts.planning)?;
+    crate::uncertainty::assess_plan(
+        case,
+        &built.model,
+        &mut plan,
+        &opts.reconstruction,
+        &opts.uncertainty,
+    )?;
     let mut w = built.warnings.clone();
     w.append(&mut plan.warnings);
     plan.warnings = w;
@@ -418,6 +433,7 @@ pub fn plan_to_file(built: &BuiltModel, plan: &Plan) -> PlanFile {
         },
         warnings: plan.warnings.clone(),
         entry_zone_rule: plan.entry_zone.map(|z| z.rule.as_str().to_string()),
+        recommended_margin_mm: plan.recommended_margin_mm.filter(|m| m.is_finite()),
     }
 }
 

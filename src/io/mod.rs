@@ -36,8 +36,10 @@
 //!   one-sigma annotation noise, px, that the planner's plans must be
 //!   robust to (the contract's "annotation noise of 1 px").
 //! * case, `constraints.max_breach_probability` (in [0, 1]): the largest
-//!   acceptable probability of a cortical breach per trajectory under that
-//!   noise.
+//!   acceptable probability of a breach (rules 1-5 of the safety definition
+//!   broken on the bone) per trajectory under that noise, as estimated by
+//!   [`crate::uncertainty`]; trajectories above it are rejected
+//!   (`breach_probability` in `reasons`).
 //! * case, `lesion.mesh.frame` (`"world"` default, or `"own"`), as the
 //!   contract's `register` section describes.
 //! * case, `views[i].distortion`: `{ "model", "degree", "center_px",
@@ -46,7 +48,7 @@
 //! * plan, per trajectory: `breach_probability` (in [0, 1]) and
 //!   `clearance_p05_mm` (5th percentile of `min_clearance_mm` under the
 //!   annotation noise); plan level: `entry_zone_rule` (which rule placed
-//!   the entry zone).
+//!   the entry zone) and `recommended_margin_mm` (see [`crate::uncertainty`]).
 //! * check: `entry_offset_mm` is left out when the needle's axis does not
 //!   cross the outer bone surface.
 //! * model: `neck_axis`, `shaft_axis` and `lesion` are left out when the

@@ -51,6 +51,10 @@ pub struct PlanFile {
     /// `entry_zone`, the annotated entry, or the default lateral zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_zone_rule: Option<String>,
+    /// Crate addition: the extra margin, mm, that the Monte Carlo of the
+    /// annotation noise recommends (see [`crate::uncertainty`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_margin_mm: Option<f64>,
 }
 
 /// One planned trajectory.

@@ -147,6 +147,9 @@ pub struct Plan {
     pub safe_candidates: u64,
     /// Warnings for the user.
     pub warnings: Vec<String>,
+    /// Extra margin, mm, that the Monte Carlo of [`crate::uncertainty`]
+    /// recommends (set by [`crate::uncertainty::assess_plan`]).
+    pub recommended_margin_mm: Option<f64>,
 }
 
 /// The ranking score of a safe trajectory (higher is better):
@@ -384,6 +387,7 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
                     candidates,
                     safe_candidates: 0,
                     warnings,
+                    recommended_margin_mm: None,
                 });
             }
         }
@@ -488,6 +492,7 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
         candidates,
         safe_candidates,
         warnings,
+        recommended_margin_mm: None,
     })
 }
 
@@ -506,6 +511,7 @@ fn empty_plan(
         candidates: 0,
         safe_candidates: 0,
         warnings,
+        recommended_margin_mm: None,
     }
 }
 

@@ -13,3 +13,4 @@ mod recon;
 mod registration;
 mod render;
 mod surface;
+mod uncertainty;

@@ -1,0 +1,858 @@
+//! How sure is a plan: Monte Carlo propagation of annotation noise (and,
+//! optionally, calibration error) through reconstruction to the safety
+//! rules of each planned trajectory.
+//!
+//! Entry points: [`monte_carlo`] (any set of segments against a case and its
+//! model), [`assess_plan`] (fills [`crate::planning::Trajectory::breach_probability`]
+//! and [`crate::planning::Trajectory::clearance_p05_mm`], applies the case's
+//! `max_breach_probability`), [`UncertaintyOptions`].
+//!
+//! # Model of the error
+//!
+//! * **Annotations.** Every annotated coordinate (`u` and `v` of each head
+//!   outline, neck edge, shaft edge, lesion outline and entry point) gets
+//!   independent Gaussian noise of `sigma` px, `sigma` from
+//!   [`UncertaintyOptions::noise_px`] or else the case's
+//!   `annotation_noise_px` (default 1 px, the contract's figure).
+//! * **Calibration.** By default the projections are taken as exact, as the
+//!   contract's safety definition does ("with the calibration it was
+//!   given"); a case calibrated from fiducials with a known reprojection
+//!   error can state it through [`CalibrationError`]: each view's C-arm pose
+//!   is moved by a rigid motion about the model's head centre, a rotation of
+//!   `N(0, rotation_sd_rad)` about a uniformly random axis and a
+//!   translation of `N(0, translation_sd_mm)` per axis.
+//!
+//! # One sample
+//!
+//! This is a parametric bootstrap: sample `k` perturbs the case's
+//! annotations (and projections), rebuilds the hip with
+//! [`crate::reconstruction::reconstruct`] and takes the result as one
+//! plausible *true* bone. Its surface is the reconstructed femur with
+//! [`UncertaintyOptions::sample_shrink_mm`] (default
+//! [`DEFAULT_SAMPLE_SHRINK_MM`]) instead of the planner's conservative
+//! automatic margin: the noise term of that margin is what the sampling now
+//! models explicitly. Each trajectory is then judged on the sample with the
+//! planner's own [`Rules`] (the case's constraints and forbidden spheres, no
+//! extra margin):
+//!
+//! * the needle follows the planned *line*: its entry on the sample is where
+//!   the line, coming from [`BACKOFF_MM`] outside the planned entry, first
+//!   meets the sampled surface (a line that starts inside the sampled bone
+//!   crosses its surface twice: rule 1);
+//! * the sample is a **breach** when the trajectory fails any of rules 1-5
+//!   there (tip depth, [`Rules::check`]); rule 6, the tip inside the sampled
+//!   lesion, is counted apart as a **miss**;
+//! * the clearance is [`Rules::min_clearance_mm`] from that entry.
+//!
+//! Only the part of the femur around the trajectories is meshed: the femur's
+//! implicit function is intersected with capsules of radius
+//! `clip = max(R + cortical_clearance_mm, subchondral_margin_mm) + 4 mm`
+//! around the segments (extended by [`BACKOFF_MM`]). Every distance the
+//! rules compare (at most `clip - 4 mm`) is therefore the same as on the
+//! whole femur; clearances larger than `clip - R` are reported as that.
+//! A sample whose reconstruction fails (perturbed annotations that no
+//! longer fit) is left out and counted in [`PlanUncertainty::failed_samples`].
+//!
+//! **Bone from a CT mesh.** When the case's bone mesh is in the world frame
+//! the bone is known: rules 1-5 are decided once on it (the planner already
+//! met them, so the breach probability is 0 for its trajectories) and only
+//! the lesion (from the views, or Kerboul arcs on the reconstructed head)
+//! is uncertain, which shows in the miss probability.
+//!
+//! # Outputs
+//!
+//! Per trajectory ([`TrajectoryUncertainty`]): the breach probability `p`
+//! (fraction of breach samples) with its Monte Carlo standard error
+//! `sqrt(p (1 - p) / n)`; the 5th percentile of the clearance (linear
+//! interpolation between order statistics); the miss probability. Per
+//! plan: [`PlanUncertainty::recommended_margin_mm`], the largest clearance
+//! loss `min_clearance_mm - clearance_p05_mm` (>= 0) over the returned
+//! trajectories: planning with that much extra margin on the same model
+//! makes a trajectory's 5th-percentile clearance meet `cortical_clearance_mm`
+//! when its neighbourhood loses clearance as this one does. 0 means the
+//! model's own margin already covers the noise.
+//!
+//! Samples are seeded per index (`ChaCha8Rng` seeded with
+//! [`UncertaintyOptions::seed`], stream = sample index) and run in parallel
+//! with rayon: the numbers do not depend on the number of threads.
+
+use std::collections::BTreeMap;
+
+use nalgebra::{Matrix4, Point2, Point3, Rotation3, Unit, Vector3};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use crate::anatomy::{HeadNeckFrame, HipModel, Lesion};
+use crate::case::{Case, LesionSpec, MeshFrame};
+use crate::error::{Error, Result};
+use crate::geometry::{mesh_implicit, BoneSurface};
+use crate::imaging::{Annotations, Projection, View};
+use crate::planning::{Entry, Plan, PlanStatus, RejectReason, Rules};
+use crate::reconstruction::{reconstruct, ReconstructedFemur, ReconstructionOptions};
+
+/// Default number of Monte Carlo samples in a plan: 100, one reconstruction
+/// without the femur mesh plus a local mesh each (a few seconds of CPU for a
+/// plan), with a standard error of at most 0.05 (at p = 0.5) and 0.01 at
+/// p = 0.01. Raise it ([`UncertaintyOptions::samples`]) when the plan is
+/// close to `max_breach_probability`.
+pub const DEFAULT_SAMPLES: usize = 100;
+
+/// Default seed of the sampling.
+pub const DEFAULT_SEED: u64 = 0x00a7_0e5e;
+
+/// Default inward offset of a sampled bone surface, mm: 0. The sampled
+/// femur keeps the reconstruction's own visual-hull corrections (each
+/// section's hull margin) but none of the planner's safety margin, so that
+/// it stands for the bone itself, not for a safe bound of it (see the
+/// calibration table in `tests/it/uncertainty.rs`).
+pub const DEFAULT_SAMPLE_SHRINK_MM: f64 = 0.0;
+
+/// How far outside the planned entry the needle's line starts, mm, when its
+/// entry on a sampled bone is looked for.
+pub const BACKOFF_MM: f64 = 15.0;
+
+/// Extra radius of the meshed capsule beyond the largest rule threshold, mm.
+const CLIP_EXTRA_MM: f64 = 4.0;
+
+/// Error model of a view's calibration (one sigma, per view, independent).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CalibrationError {
+    /// Rotation of the C-arm pose about the head centre, radians. Default 0.
+    pub rotation_sd_rad: f64,
+    /// Translation of the C-arm pose per axis, mm. Default 0.
+    pub translation_sd_mm: f64,
+}
+
+/// Options of the Monte Carlo.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UncertaintyOptions {
+    /// Number of samples; 0 disables the estimate. Default [`DEFAULT_SAMPLES`].
+    pub samples: usize,
+    /// Seed. Default [`DEFAULT_SEED`].
+    pub seed: u64,
+    /// Annotation noise per view, px (one sigma per coordinate), in the
+    /// case's view order; `None` (default) uses the case's
+    /// `annotation_noise_px` for every view.
+    pub noise_px: Option<Vec<f64>>,
+    /// Calibration error. Default none (the projections are exact).
+    pub calibration: CalibrationError,
+    /// Inward offset of each sampled bone surface, mm. Default
+    /// [`DEFAULT_SAMPLE_SHRINK_MM`].
+    pub sample_shrink_mm: f64,
+    /// Grid step of the sampled (local) bone meshes, mm. Default 1.0, the
+    /// planner's reconstruction step.
+    pub mesh_step_mm: f64,
+}
+
+impl Default for UncertaintyOptions {
+    fn default() -> Self {
+        Self {
+            samples: DEFAULT_SAMPLES,
+            seed: DEFAULT_SEED,
+            noise_px: None,
+            calibration: CalibrationError::default(),
+            sample_shrink_mm: DEFAULT_SAMPLE_SHRINK_MM,
+            mesh_step_mm: 1.0,
+        }
+    }
+}
+
+/// One trajectory under the error model.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TrajectoryUncertainty {
+    /// Fraction of samples on which a rule 1-5 fails, in [0, 1].
+    pub breach_probability: f64,
+    /// Monte Carlo standard error of it: `sqrt(p (1 - p) / n)`.
+    pub breach_standard_error: f64,
+    /// Fraction of samples whose lesion does not contain the tip (rule 6).
+    pub miss_probability: f64,
+    /// 5th percentile of the clearance (axis-to-surface distance past the
+    /// entry allowance minus the needle radius), mm.
+    pub clearance_p05_mm: f64,
+    /// Mean of the clearance, mm.
+    pub clearance_mean_mm: f64,
+    /// Standard deviation of the clearance, mm.
+    pub clearance_sd_mm: f64,
+    /// Breach samples per failed rule.
+    pub reasons: BTreeMap<RejectReason, usize>,
+    /// Samples used.
+    pub samples: usize,
+}
+
+/// The Monte Carlo result for a set of trajectories.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PlanUncertainty {
+    /// One per trajectory, in the order given.
+    pub trajectories: Vec<TrajectoryUncertainty>,
+    /// Extra margin that would bring the 5th-percentile clearance to the
+    /// requirement (see the module docs), mm, >= 0.
+    pub recommended_margin_mm: f64,
+    /// Samples drawn.
+    pub samples: usize,
+    /// Samples whose reconstruction failed (left out).
+    pub failed_samples: usize,
+    /// Whether the bone was known (CT mesh in the world frame).
+    pub bone_known: bool,
+}
+
+/// What one sample says about one trajectory.
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    breach: Option<RejectReason>,
+    miss: bool,
+    clearance_mm: f64,
+}
+
+/// Gaussian perturbation of every annotated coordinate.
+fn perturb_annotations(a: &Annotations, sd: f64, rng: &mut ChaCha8Rng) -> Annotations {
+    let mut out = a.clone();
+    if sd <= 0.0 {
+        return out;
+    }
+    let mut jiggle = |p: &mut Point2<f64>| {
+        let du: f64 = StandardNormal.sample(rng);
+        let dv: f64 = StandardNormal.sample(rng);
+        p.x += sd * du;
+        p.y += sd * dv;
+    };
+    out.head_outline_px.iter_mut().for_each(&mut jiggle);
+    for edges in [&mut out.neck_edges_px, &mut out.shaft_edges_px]
+        .into_iter()
+        .flatten()
+    {
+        for side in edges.iter_mut() {
+            side.iter_mut().for_each(&mut jiggle);
+        }
+    }
+    out.lesion_outline_px.iter_mut().for_each(&mut jiggle);
+    if let Some(e) = out.entry_px.as_mut() {
+        jiggle(e);
+    }
+    out
+}
+
+/// A rigid motion about `pivot` drawn from the calibration error model, as
+/// a 4x4 matrix acting on world points.
+fn pose_error(c: &CalibrationError, pivot: &Point3<f64>, rng: &mut ChaCha8Rng) -> Matrix4<f64> {
+    let g = |rng: &mut ChaCha8Rng| -> f64 { StandardNormal.sample(rng) };
+    let axis = Vector3::new(g(rng), g(rng), g(rng));
+    let angle = c.rotation_sd_rad * g(rng);
+    let t = Vector3::new(g(rng), g(rng), g(rng)) * c.translation_sd_mm;
+    let r = axis
+        .try_normalize(1e-12)
+        .map(|a| Rotation3::from_axis_angle(&Unit::new_unchecked(a), angle))
+        .unwrap_or_else(Rotation3::identity);
+    // x -> R (x - c) + c + t
+    let shift = pivot.coords - r * pivot.coords + t;
+    let mut m = Matrix4::identity();
+    m.fixed_view_mut::<3, 3>(0, 0).copy_from(r.matrix());
+    m.fixed_view_mut::<3, 1>(0, 3).copy_from(&shift);
+    m
+}
+
+/// The perturbed views of sample `k`.
+fn sample_views(
+    case: &Case,
+    noise: &[f64],
+    cal: &CalibrationError,
+    pivot: &Point3<f64>,
+    seed: u64,
+    k: usize,
+) -> Result<Vec<View>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(k as u64);
+    let mut views = Vec::with_capacity(case.views.len());
+    for (v, &sd) in case.views.iter().zip(noise) {
+        let mut w = v.clone();
+        w.annotations = perturb_annotations(&v.annotations, sd, &mut rng);
+        if cal.rotation_sd_rad > 0.0 || cal.translation_sd_mm > 0.0 {
+            let m = pose_error(cal, pivot, &mut rng);
+            w.projection = Projection::from_matrix(&(v.projection.matrix() * m))?;
+        }
+        views.push(w);
+    }
+    Ok(views)
+}
+
+/// Distance from `p` to the segment `[a, b]`, mm.
+fn segment_point_distance(a: &Point3<f64>, b: &Point3<f64>, p: &Point3<f64>) -> f64 {
+    let ab = b - a;
+    let l2 = ab.norm_squared();
+    let t = if l2 > 0.0 {
+        ((p - a).dot(&ab) / l2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (p - (a + ab * t)).norm()
+}
+
+/// The femur meshed inside capsules of radius `clip_mm` around `segs`.
+fn local_bone(
+    femur: &ReconstructedFemur,
+    segs: &[(Point3<f64>, Point3<f64>)],
+    clip_mm: f64,
+    step_mm: f64,
+) -> Result<BoneSurface> {
+    let pad = Vector3::repeat(clip_mm + 2.0 * step_mm);
+    let mut lo = Point3::from(Vector3::repeat(f64::INFINITY));
+    let mut hi = Point3::from(Vector3::repeat(f64::NEG_INFINITY));
+    for (a, b) in segs {
+        lo = lo.inf(&a.inf(b));
+        hi = hi.sup(&a.sup(b));
+    }
+    let f = |p: &Point3<f64>| {
+        let clip = segs
+            .iter()
+            .map(|(a, b)| segment_point_distance(a, b, p))
+            .fold(f64::INFINITY, f64::min)
+            - clip_mm;
+        if clip > 2.0 * step_mm {
+            clip
+        } else {
+            femur.value_mm(p).max(clip)
+        }
+    };
+    let mesh = mesh_implicit(f, lo - pad, hi + pad, step_mm)?;
+    BoneSurface::new(mesh)
+}
+
+/// Judges one trajectory on one sampled bone (see the module docs).
+fn judge(
+    rules: &Rules,
+    bone: &BoneSurface,
+    lesion: Option<&Lesion>,
+    entry: &Point3<f64>,
+    tip: &Point3<f64>,
+    clip_clearance_mm: f64,
+) -> Outcome {
+    let miss = lesion.is_some_and(|l| !l.contains(tip));
+    let v = tip - entry;
+    let len = v.norm();
+    let shallow = || Outcome {
+        breach: Some(RejectReason::TipTooShallow),
+        miss,
+        clearance_mm: bone.segment_distance_mm(tip, tip).min(clip_clearance_mm)
+            * if bone.contains(tip) { 1.0 } else { -1.0 }
+            - rules.needle_radius_mm,
+    };
+    let Some(d) = Unit::try_new(v, 1e-9) else {
+        return shallow();
+    };
+    if !bone.contains(tip) {
+        return shallow();
+    }
+    let origin = entry - d.into_inner() * BACKOFF_MM;
+    if bone.contains(&origin) {
+        return Outcome {
+            breach: Some(RejectReason::LeavesBone),
+            miss,
+            clearance_mm: rules
+                .min_clearance_mm(bone, &origin, tip)
+                .min(clip_clearance_mm),
+        };
+    }
+    let Some(hit) = bone.first_hit(&origin, &d, BACKOFF_MM + len) else {
+        return shallow();
+    };
+    let e = Entry {
+        point: hit.point,
+        normal: hit.normal,
+    };
+    let clearance_mm = rules
+        .min_clearance_mm(bone, &e.point, tip)
+        .min(clip_clearance_mm);
+    let breach = if rules.tip_is_deep(bone, tip) {
+        rules.check(bone, &e, tip).err()
+    } else {
+        Some(RejectReason::TipTooShallow)
+    };
+    Outcome {
+        breach,
+        miss,
+        clearance_mm,
+    }
+}
+
+/// The lesion of a sample: the case's explicit lesion, Kerboul arcs on the
+/// sampled head and frame, or the sampled reconstruction's ellipsoid.
+fn sample_lesion(
+    case: &Case,
+    model: &HipModel,
+    r: &crate::reconstruction::Reconstruction,
+) -> Option<Lesion> {
+    match &case.lesion {
+        Some(LesionSpec::Kerboul(k)) => {
+            let (n, s) = (r.neck_axis()?, r.shaft_axis()?);
+            let frame = HeadNeckFrame::new(
+                r.head.sphere.center,
+                &n.direction.into_inner(),
+                &s.direction.into_inner(),
+                case.side,
+            )
+            .ok()?;
+            Lesion::kerboul(r.head.sphere, frame, *k).ok()
+        }
+        Some(_) => Some(model.lesion.clone()),
+        None => r.lesion.as_ref().map(|l| Lesion::Ellipsoid(l.ellipsoid)),
+    }
+}
+
+/// Linear-interpolated quantile `q` of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let x = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let i = x.floor() as usize;
+    let j = (i + 1).min(sorted.len() - 1);
+    let f = x - i as f64;
+    sorted[i] * (1.0 - f) + sorted[j] * f
+}
+
+/// Monte Carlo of the trajectories `segments` (entry, tip; world mm) of a
+/// plan made on `model` for `case` (see the module docs). `recon` gives the
+/// reconstruction options the model was built with (the shrink, mesh and
+/// build flags are set here).
+///
+/// # Errors
+/// [`Error::Invalid`] for `samples` = 0, a noise list of the wrong length, a
+/// negative or non-finite sigma, step or shrink; [`Error::TooFew`] when every
+/// sample's reconstruction failed.
+///
+/// # Example
+/// ```no_run
+/// use avnplan::phantom::{Phantom, PhantomOptions};
+/// use avnplan::pipeline::{plan_case, PipelineOptions};
+/// use avnplan::uncertainty::{monte_carlo, UncertaintyOptions};
+/// let mut o = PhantomOptions::default();
+/// o.with_mesh = false;
+/// o.noise_px = 1.0;
+/// let ph = Phantom::generate(1, &o)?;
+/// let (built, plan) = plan_case(&ph.case, &PipelineOptions::default())?;
+/// let segs: Vec<_> = plan.trajectories.iter().map(|t| (t.entry_mm, t.tip_mm)).collect();
+/// let mut opts = UncertaintyOptions::default();
+/// opts.samples = 50;
+/// let u = monte_carlo(&ph.case, &built.model, &segs, &Default::default(), &opts)?;
+/// let p = u.trajectories[0].breach_probability;
+/// assert!((0.0..=1.0).contains(&p));
+/// # Ok::<(), avnplan::Error>(())
+/// ```
+pub fn monte_carlo(
+    case: &Case,
+    model: &HipModel,
+    segments: &[(Point3<f64>, Point3<f64>)],
+    recon: &ReconstructionOptions,
+    opts: &UncertaintyOptions,
+) -> Result<PlanUncertainty> {
+    if opts.samples == 0 {
+        return Err(Error::invalid("samples", "must be >= 1"));
+    }
+    let noise: Vec<f64> = match &opts.noise_px {
+        Some(v) if v.len() != case.views.len() => {
+            return Err(Error::invalid(
+                "noise_px",
+                format!("{} values for {} views", v.len(), case.views.len()),
+            ))
+        }
+        Some(v) => v.clone(),
+        None => vec![case.annotation_noise_px; case.views.len()],
+    };
+    if noise.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err(Error::invalid("noise_px", "must be finite and >= 0"));
+    }
+    let cal = opts.calibration;
+    if !(cal.rotation_sd_rad.is_finite()
+        && cal.rotation_sd_rad >= 0.0
+        && cal.translation_sd_mm.is_finite()
+        && cal.translation_sd_mm >= 0.0)
+    {
+        return Err(Error::invalid(
+            "calibration",
+            "sigmas must be finite and >= 0",
+        ));
+    }
+    if !(opts.sample_shrink_mm.is_finite() && opts.sample_shrink_mm >= 0.0) {
+        return Err(Error::invalid(
+            "sample_shrink_mm",
+            "must be finite and >= 0",
+        ));
+    }
+    if !(opts.mesh_step_mm.is_finite() && opts.mesh_step_mm >= 0.2) {
+        return Err(Error::invalid("mesh_step_mm", "must be >= 0.2 mm"));
+    }
+    let c = &case.constraints;
+    let rules = Rules::new(c, &case.forbidden_zones, 0.0);
+    let clip_mm = rules.axis_clearance_mm.max(rules.tip_depth_mm) + CLIP_EXTRA_MM;
+    let clip_clearance_mm = clip_mm - rules.needle_radius_mm;
+    let bone_known = matches!(case.bone_mesh, Some((_, MeshFrame::World)));
+    let lesion_uncertain = !matches!(
+        case.lesion,
+        Some(LesionSpec::Ellipsoid(_)) | Some(LesionSpec::Mesh(..))
+    );
+    let need_recon = !bone_known || lesion_uncertain;
+    let n = if need_recon { opts.samples } else { 1 };
+    let capsules: Vec<(Point3<f64>, Point3<f64>)> = segments
+        .iter()
+        .map(|(e, t)| {
+            let d = (t - e).try_normalize(1e-9).unwrap_or_else(Vector3::zeros);
+            (e - d * (BACKOFF_MM + 1.0), *t)
+        })
+        .collect();
+    let ropts = ReconstructionOptions {
+        shrink_mm: Some(opts.sample_shrink_mm),
+        build_mesh: false,
+        noise_px: noise.iter().copied().fold(0.0, f64::max),
+        ..*recon
+    };
+    let pivot = model.head.center;
+    let per_sample: Vec<Option<Vec<Outcome>>> = (0..n)
+        .into_par_iter()
+        .map(|k| -> Option<Vec<Outcome>> {
+            let (bone_owned, lesion) = if need_recon {
+                let views = sample_views(case, &noise, &cal, &pivot, opts.seed, k).ok()?;
+                let r = reconstruct(&views, &ropts).ok()?;
+                let lesion = sample_lesion(case, model, &r);
+                let bone = if bone_known {
+                    None
+                } else {
+                    Some(
+                        local_bone(r.femur.as_ref()?, &capsules, clip_mm, opts.mesh_step_mm)
+                            .ok()?,
+                    )
+                };
+                (bone, lesion)
+            } else {
+                (None, Some(model.lesion.clone()))
+            };
+            let bone = bone_owned.as_ref().unwrap_or(&model.bone);
+            Some(
+                segments
+                    .iter()
+                    .map(|(e, t)| judge(&rules, bone, lesion.as_ref(), e, t, clip_clearance_mm))
+                    .collect(),
+            )
+        })
+        .collect();
+    let ok: Vec<&Vec<Outcome>> = per_sample.iter().flatten().collect();
+    let failed = n - ok.len();
+    if ok.is_empty() {
+        return Err(Error::TooFew {
+            what: "Monte Carlo samples with a successful reconstruction".into(),
+            required: 1,
+            actual: 0,
+        });
+    }
+    let m = ok.len() as f64;
+    let trajectories: Vec<TrajectoryUncertainty> = (0..segments.len())
+        .map(|i| {
+            let mut reasons = BTreeMap::new();
+            let mut breaches = 0usize;
+            let mut misses = 0usize;
+            let mut cl: Vec<f64> = Vec::with_capacity(ok.len());
+            for s in &ok {
+                let o = s[i];
+                if let Some(r) = o.breach {
+                    breaches += 1;
+                    *reasons.entry(r).or_insert(0) += 1;
+                }
+                misses += usize::from(o.miss);
+                cl.push(o.clearance_mm);
+            }
+            cl.sort_by(f64::total_cmp);
+            let p = breaches as f64 / m;
+            let mean = cl.iter().sum::<f64>() / m;
+            let var = cl.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);
+            TrajectoryUncertainty {
+                breach_probability: p,
+                breach_standard_error: (p * (1.0 - p) / m).sqrt(),
+                miss_probability: misses as f64 / m,
+                clearance_p05_mm: quantile(&cl, 0.05),
+                clearance_mean_mm: mean,
+                clearance_sd_mm: var.sqrt(),
+                reasons,
+                samples: ok.len(),
+            }
+        })
+        .collect();
+    let recommended_margin_mm = segments
+        .iter()
+        .zip(&trajectories)
+        .map(|((e, t), u)| {
+            let model_c = rules.min_clearance_mm(&model.bone, e, t);
+            (model_c.min(clip_clearance_mm) - u.clearance_p05_mm).max(0.0)
+        })
+        .fold(0.0, f64::max);
+    Ok(PlanUncertainty {
+        trajectories,
+        recommended_margin_mm,
+        samples: n,
+        failed_samples: failed,
+        bone_known,
+    })
+}
+
+/// Estimates the breach probability of a plan's trajectories (and, when the
+/// case sets `max_breach_probability`, of its alternatives) and applies that
+/// constraint:
+///
+/// * every returned trajectory gets
+///   [`crate::planning::Trajectory::breach_probability`] and
+///   [`crate::planning::Trajectory::clearance_p05_mm`], and the plan
+///   [`Plan::recommended_margin_mm`];
+/// * with `max_breach_probability = q`, a trajectory or alternative whose
+///   probability is above `q` is rejected (counted under
+///   [`RejectReason::BreachProbability`]); a rejected trajectory is replaced
+///   by the best remaining alternative (one pass), or dropped from a fan
+///   (several passes, coverage recomputed); with nothing left the plan is
+///   `no_safe_trajectory`. No other rule is relaxed; alternatives were safe on
+///   the model under every rule already.
+///
+/// Does nothing when `opts.samples` is 0 or the plan found nothing.
+/// Returns the estimate for the returned trajectories.
+///
+/// # Errors
+/// As [`monte_carlo`].
+pub fn assess_plan(
+    case: &Case,
+    model: &HipModel,
+    plan: &mut Plan,
+    recon: &ReconstructionOptions,
+    opts: &UncertaintyOptions,
+) -> Result<Option<PlanUncertainty>> {
+    if opts.samples == 0 || plan.status != PlanStatus::Ok || plan.trajectories.is_empty() {
+        return Ok(None);
+    }
+    let limit = case.constraints.max_breach_probability;
+    let n_main = plan.trajectories.len();
+    let mut segs: Vec<(Point3<f64>, Point3<f64>)> = plan
+        .trajectories
+        .iter()
+        .map(|t| (t.entry_mm, t.tip_mm))
+        .collect();
+    if limit.is_some() {
+        segs.extend(plan.alternatives.iter().map(|t| (t.entry_mm, t.tip_mm)));
+    }
+    let mut u = monte_carlo(case, model, &segs, recon, opts)?;
+    if u.failed_samples * 20 > u.samples {
+        plan.warnings.push(format!(
+            "uncertainty: {} of {} Monte Carlo reconstructions failed and were left out",
+            u.failed_samples, u.samples
+        ));
+    }
+    let set = |t: &mut crate::planning::Trajectory, tu: &TrajectoryUncertainty| {
+        t.breach_probability = Some(tu.breach_probability.clamp(0.0, 1.0));
+        t.clearance_p05_mm = tu
+            .clearance_p05_mm
+            .is_finite()
+            .then_some(tu.clearance_p05_mm);
+    };
+    for (t, tu) in plan.trajectories.iter_mut().zip(&u.trajectories) {
+        set(t, tu);
+    }
+    if limit.is_some() {
+        for (t, tu) in plan.alternatives.iter_mut().zip(&u.trajectories[n_main..]) {
+            set(t, tu);
+        }
+    }
+    if let Some(q) = limit {
+        let too_likely =
+            |t: &crate::planning::Trajectory| t.breach_probability.is_some_and(|p| p > q);
+        let before = plan.trajectories.len() + plan.alternatives.len();
+        let kept_main: Vec<usize> = (0..n_main)
+            .filter(|&i| !too_likely(&plan.trajectories[i]))
+            .collect();
+        let alt_ok: Vec<usize> = (0..plan.alternatives.len())
+            .filter(|&i| !too_likely(&plan.alternatives[i]))
+            .collect();
+        let mut main: Vec<crate::planning::Trajectory> = kept_main
+            .iter()
+            .map(|&i| plan.trajectories[i].clone())
+            .collect();
+        let mut main_u: Vec<TrajectoryUncertainty> = kept_main
+            .iter()
+            .map(|&i| u.trajectories[i].clone())
+            .collect();
+        let mut alts: Vec<crate::planning::Trajectory> = alt_ok
+            .iter()
+            .map(|&i| plan.alternatives[i].clone())
+            .collect();
+        let mut alts_u: Vec<TrajectoryUncertainty> = alt_ok
+            .iter()
+            .map(|&i| u.trajectories[n_main + i].clone())
+            .collect();
+        if main.is_empty() && !alts.is_empty() {
+            main.push(alts.remove(0));
+            main_u.push(alts_u.remove(0));
+            plan.warnings.push(format!(
+                "the planner's best trajectory has a breach probability above {q}: the best alternative below it is returned"
+            ));
+        } else if main.len() < n_main {
+            plan.warnings.push(format!(
+                "{} of {n_main} passes have a breach probability above {q} and were dropped",
+                n_main - main.len()
+            ));
+        }
+        let rejected = before - main.len() - alts.len();
+        if rejected > 0 {
+            *plan
+                .reasons
+                .entry(RejectReason::BreachProbability)
+                .or_default() += rejected as u64;
+        }
+        if main.is_empty() {
+            plan.status = PlanStatus::NoSafeTrajectory;
+            plan.trajectories.clear();
+            plan.alternatives.clear();
+            plan.coverage = 0.0;
+            plan.recommended_margin_mm = None;
+            u.trajectories.clear();
+            return Ok(Some(u));
+        }
+        if main.len() != n_main || rejected > 0 {
+            let passes: Vec<(Point3<f64>, Point3<f64>)> =
+                main.iter().map(|t| (t.entry_mm, t.tip_mm)).collect();
+            plan.coverage = crate::planning::coverage::coverage(
+                &model.lesion,
+                &passes,
+                case.constraints.coverage_radius_mm,
+            );
+        }
+        plan.trajectories = main;
+        plan.alternatives = alts;
+        u.trajectories = main_u;
+    }
+    let rules = Rules::new(&case.constraints, &case.forbidden_zones, 0.0);
+    let clip =
+        rules.axis_clearance_mm.max(rules.tip_depth_mm) + CLIP_EXTRA_MM - rules.needle_radius_mm;
+    u.recommended_margin_mm = plan
+        .trajectories
+        .iter()
+        .zip(&u.trajectories)
+        .map(|(t, tu)| (t.min_clearance_mm.min(clip) - tu.clearance_p05_mm).max(0.0))
+        .filter(|x| x.is_finite())
+        .fold(0.0, f64::max);
+    plan.recommended_margin_mm = Some(u.recommended_margin_mm);
+    Ok(Some(u))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Sphere;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn quantile_interpolates_order_statistics() {
+        let v: Vec<f64> = (0..=100).map(f64::from).collect();
+        assert_relative_eq!(quantile(&v, 0.05), 5.0, epsilon = 1e-12);
+        assert_relative_eq!(quantile(&v, 0.5), 50.0, epsilon = 1e-12);
+        assert_relative_eq!(quantile(&[1.0, 3.0], 0.25), 1.5, epsilon = 1e-12);
+        assert!(quantile(&[], 0.05).is_nan());
+    }
+
+    #[test]
+    fn zero_noise_keeps_annotations_and_noise_has_its_sigma() {
+        let a = Annotations {
+            head_outline_px: (0..2000).map(|i| Point2::new(f64::from(i), 0.0)).collect(),
+            entry_px: Some(Point2::new(5.0, 6.0)),
+            ..Annotations::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(perturb_annotations(&a, 0.0, &mut rng), a);
+        let b = perturb_annotations(&a, 1.5, &mut rng);
+        let d: Vec<f64> = a
+            .head_outline_px
+            .iter()
+            .zip(&b.head_outline_px)
+            .flat_map(|(p, q)| [q.x - p.x, q.y - p.y])
+            .collect();
+        let sd = (d.iter().map(|x| x * x).sum::<f64>() / d.len() as f64).sqrt();
+        // 4000 draws: the sample sd is within 5% of 1.5 (about 4.5 sigma).
+        assert_relative_eq!(sd, 1.5, max_relative = 0.05);
+        assert_ne!(b.entry_px, a.entry_px);
+    }
+
+    #[test]
+    fn pose_error_is_rigid_and_fixes_the_pivot_without_translation() {
+        let c = CalibrationError {
+            rotation_sd_rad: 0.05,
+            translation_sd_mm: 0.0,
+        };
+        let pivot = Point3::new(10.0, -20.0, 30.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let m = pose_error(&c, &pivot, &mut rng);
+        let r = m.fixed_view::<3, 3>(0, 0).into_owned();
+        assert_relative_eq!(
+            r.transpose() * r,
+            nalgebra::Matrix3::identity(),
+            epsilon = 1e-12
+        );
+        let p = m * pivot.to_homogeneous();
+        assert_relative_eq!(Point3::from_homogeneous(p).unwrap(), pivot, epsilon = 1e-9);
+        let none = pose_error(&CalibrationError::default(), &pivot, &mut rng);
+        assert_relative_eq!(none, Matrix4::identity(), epsilon = 1e-15);
+    }
+
+    #[test]
+    fn sampled_views_depend_on_seed_and_index_only() {
+        let carm = crate::imaging::CArm {
+            sid_mm: 1000.0,
+            sod_mm: 650.0,
+            primary_angle_rad: 0.0,
+            secondary_angle_rad: 0.0,
+            pixel_spacing_mm: [0.3, 0.3],
+            isocenter_mm: Point3::origin(),
+            principal_point_px: None,
+            image_size_px: [512, 512],
+        };
+        let mut v = View::new("AP", [512, 512], carm.projection().unwrap());
+        v.annotations.head_outline_px = vec![Point2::new(100.0, 100.0); 8];
+        let case = Case::new(crate::Side::Left, vec![v.clone(), v]);
+        let cal = CalibrationError {
+            rotation_sd_rad: 0.01,
+            translation_sd_mm: 0.5,
+        };
+        let o = Point3::origin();
+        let a = sample_views(&case, &[1.0, 1.0], &cal, &o, 9, 4).unwrap();
+        let b = sample_views(&case, &[1.0, 1.0], &cal, &o, 9, 4).unwrap();
+        let c = sample_views(&case, &[1.0, 1.0], &cal, &o, 9, 5).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a[0].projection, case.views[0].projection);
+    }
+
+    #[test]
+    fn local_mesh_gives_the_same_rule_distances_as_the_whole_solid() {
+        // A sphere "femur" is not available without tubes; compare the clip
+        // against the exact sphere distance instead: a head-only solid.
+        let head = Sphere {
+            center: Point3::origin(),
+            radius_mm: 25.0,
+        };
+        let seg = (Point3::new(-40.0, 0.0, 3.0), Point3::new(10.0, 0.0, 3.0));
+        let f = |p: &Point3<f64>| (p - head.center).norm() - head.radius_mm;
+        let clip = |p: &Point3<f64>| segment_point_distance(&seg.0, &seg.1, p) - 9.0;
+        let mesh = mesh_implicit(
+            |p| f(p).max(clip(p)),
+            Point3::new(-55.0, -15.0, -15.0),
+            Point3::new(25.0, 15.0, 20.0),
+            0.5,
+        )
+        .unwrap();
+        let bone = BoneSurface::new(mesh).unwrap();
+        // Distance from the inner part of the axis to the sphere: 25 - |p|;
+        // at x = 10, 25 - sqrt(109) = 14.56 > 9: the clip wins (reported 9).
+        let d =
+            bone.segment_distance_mm(&Point3::new(-15.0, 0.0, 3.0), &Point3::new(10.0, 0.0, 3.0));
+        assert_relative_eq!(d, 9.0, epsilon = 0.05);
+        // Near the entry side the sphere is closer than the clip.
+        let p = Point3::new(-21.0, 0.0, 3.0);
+        let exact = 25.0 - (p - head.center).norm();
+        assert_relative_eq!(bone.segment_distance_mm(&p, &p), exact, epsilon = 0.05);
+    }
+}
