@@ -3,6 +3,7 @@ mod anatomy;
 mod checker;
 mod cli;
 mod data;
+mod guidance;
 mod imaging;
 mod io;
 mod phantom;
