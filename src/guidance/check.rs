@@ -231,7 +231,7 @@ fn limit_words(r: RejectReason, c: &Constraints) -> String {
 /// use avnplan::reconstruction::NeedleImage;
 /// use avnplan::{Constraints, Side};
 /// use nalgebra::{Point3, Vector3};
-/// // A 60 mm bone cube centred at the origin; plan along +x.
+/// // A 60 mm bone cube centred at the origin; the plan runs up and medial.
 /// let v: Vec<Point3<f64>> = (0..8)
 ///     .map(|i| Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64) * 60.0
 ///         - Vector3::repeat(30.0))
@@ -239,26 +239,29 @@ fn limit_words(r: RejectReason, c: &Constraints) -> String {
 /// let t = vec![[0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
 ///              [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5]];
 /// let bone = BoneSurface::new(TriMesh::new(v, t)?)?;
-/// let plan = [PlannedPath { entry_mm: Point3::new(-30.0, 0.0, 0.0), tip_mm: Point3::new(15.0, 0.0, 0.0) }];
-/// // The needle: on the planned line, 25 mm in.
-/// let tip = Point3::new(-5.0, 0.0, 0.0);
+/// let (e, p) = (Point3::new(-30.0, 0.0, -10.0), Point3::new(15.0, 0.0, 12.0));
+/// let plan = [PlannedPath { entry_mm: e, tip_mm: p }];
+/// // The needle: on the planned line, 25 mm in, seen in AP and lateral.
+/// let d = (p - e).normalize();
+/// let tip = e + d * 25.0;
 /// let views: Vec<NeedleObservation> = [("AP", 0.0), ("LAT", 90.0)].iter().map(|&(n, a): &(&str, f64)| {
-///     let p = CArm { sid_mm: 1000.0, sod_mm: 650.0, primary_angle_rad: a.to_radians(),
+///     let pr = CArm { sid_mm: 1000.0, sod_mm: 650.0, primary_angle_rad: a.to_radians(),
 ///         secondary_angle_rad: 0.0, pixel_spacing_mm: [0.3, 0.3], isocenter_mm: Point3::origin(),
 ///         principal_point_px: None, image_size_px: [1024, 1024] }.projection().unwrap();
-///     let back = [tip - Vector3::x() * 30.0, tip - Vector3::x() * 60.0];
+///     let back = [tip - d * 30.0, tip - d * 60.0];
 ///     NeedleObservation { view_name: n.into(), image: NeedleImage {
-///         projection: p, tip_px: p.project(&tip).unwrap(),
-///         shaft_px: back.iter().map(|b| p.project(b).unwrap()).collect() } }
+///         projection: pr, tip_px: pr.project(&tip).unwrap(),
+///         shaft_px: back.iter().map(|b| pr.project(b).unwrap()).collect() } }
 /// }).collect();
 /// let c = Constraints::default();
 /// let ctx = CheckContext { bone: &bone, side: Side::Right, constraints: &c, forbidden: &[] };
 /// let chk = check_needle(&ctx, &plan, &views)?;
-/// approx::assert_relative_eq!(chk.tip_to_target_mm, 20.0, epsilon = 1e-6);
+/// approx::assert_relative_eq!(chk.tip_to_target_mm, (p - e).norm() - 25.0, epsilon = 1e-6);
 /// approx::assert_relative_eq!(chk.angle_error_rad, 0.0, epsilon = 1e-6);
+/// approx::assert_relative_eq!(chk.entry_offset_mm.unwrap(), 0.0, epsilon = 1e-6);
 /// assert!(!chk.state.breach);
-/// // The tip may go on to 5 mm before the far face (x = 25).
-/// approx::assert_relative_eq!(chk.state.advance_safe_mm, 30.0, epsilon = 1e-2);
+/// // The tip may go on until it is 5 mm from the face x = 30.
+/// approx::assert_relative_eq!(chk.state.advance_safe_mm, (25.0 - tip.x) / d.x, epsilon = 1e-2);
 /// # Ok::<(), avnplan::Error>(())
 /// ```
 pub fn check_needle(
