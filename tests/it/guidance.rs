@@ -5,7 +5,7 @@
 //! must match the truth's, computed on the TRUE mesh with the contract's
 //! definition (and cross-checked by an independent sampled oracle).
 //!
-//! Default run: 2 phantoms x 18 needles, asserting. The full study (>= 200
+//! Default run: 2 phantoms x 12 needles, asserting. The full study (>= 200
 //! needles, confusion table per clearance band) is
 //! `cargo test --release --test it guidance::breach_study -- --ignored --nocapture`.
 
@@ -59,9 +59,12 @@ fn oracle_breach(
     for k in 0..=n {
         let s = c.entry_allowance_mm + (len - c.entry_allowance_mm) * k as f64 / n as f64;
         let p = entry + d * s;
-        let pr = pm.project_point(&Isometry::identity(), &p, false);
-        let dist = (pr.point - p).norm();
-        let depth = if pr.is_inside { dist } else { -dist };
+        let dist = pm.distance_to_point(&Isometry::identity(), &p, false);
+        let depth = if pm.contains_point(&Isometry::identity(), &p) {
+            dist
+        } else {
+            -dist
+        };
         m = m.min(depth);
     }
     Some(m - c.needle_radius_mm())
@@ -129,16 +132,21 @@ fn simulate(seed: u64, n: usize, noise_px: f64) -> Vec<Outcome> {
             let d = rot * d0;
             (e + d * depth, Unit::new_normalize(d))
         };
-        // Every third needle is placed near the breach boundary: the angle
-        // where the true clearance crosses 0 (bisection), jittered by +-0.3 deg.
-        let alpha = if k % 3 == 2 {
+        // Three kinds in turn: a random angle in 0-10 degrees; near the
+        // breach boundary (the angle where the true clearance crosses 0,
+        // found by bisection, jittered by +-0.3 degrees); a clear breach
+        // (1.5-4 degrees beyond that angle).
+        let random = rng.random::<f64>() * 10f64.to_radians();
+        let alpha = if k % 3 == 0 {
+            random
+        } else {
             let clr = |a: f64| {
                 let (t, d) = tip_at(a);
                 needle_state(&truth, &c, &[], &t, &d).min_clearance_mm
             };
-            let (mut lo, mut hi) = (0.0f64, 15f64.to_radians());
+            let (mut lo, mut hi) = (0.0f64, 20f64.to_radians());
             if clr(lo) > 0.0 && clr(hi) < 0.0 {
-                for _ in 0..30 {
+                for _ in 0..20 {
                     let m = 0.5 * (lo + hi);
                     if clr(m) >= 0.0 {
                         lo = m;
@@ -146,12 +154,14 @@ fn simulate(seed: u64, n: usize, noise_px: f64) -> Vec<Outcome> {
                         hi = m;
                     }
                 }
-                lo + (rng.random::<f64>() - 0.5) * 0.6f64.to_radians()
+                if k % 3 == 1 {
+                    lo + (rng.random::<f64>() - 0.5) * 0.6f64.to_radians()
+                } else {
+                    lo + (1.5 + 2.5 * rng.random::<f64>()).to_radians()
+                }
             } else {
-                rng.random::<f64>() * 10f64.to_radians()
+                random
             }
-        } else {
-            rng.random::<f64>() * 10f64.to_radians()
         };
         let (tip, dir) = tip_at(alpha);
         let st = needle_state(&truth, &c, &[], &tip, &dir);
@@ -295,23 +305,25 @@ fn noiseless_views_recover_the_needle_exactly() {
 
 #[test]
 fn one_px_noise_recovers_tip_and_angle_and_breach() {
-    let mut all = simulate(1, 18, 1.0);
-    all.extend(simulate(2, 18, 1.0));
-    assert!(all.len() >= 30);
+    let mut all = simulate(1, 12, 1.0);
+    all.extend(simulate(2, 12, 1.0));
+    assert!(all.len() >= 24);
     let (tip_rms, ang_rms, clear) = report(&all);
     assert!(tip_rms < 0.5, "tip RMS {tip_rms}");
     assert!(ang_rms < 1.0, "angle RMS {ang_rms}");
     assert!(clear >= 0.9, "agreement on clear cases {clear}");
-    // The set covers breaches and safe needles.
-    assert!(all.iter().any(|o| o.true_breach) && all.iter().any(|o| !o.true_breach));
+    // The set covers clear breaches, clear non-breaches and the boundary.
+    assert!(all.iter().any(|o| o.true_clearance_mm < -0.5));
+    assert!(all.iter().any(|o| o.true_clearance_mm > 0.5));
+    assert!(all.iter().any(|o| o.true_clearance_mm.abs() <= 0.5));
 }
 
 #[test]
-#[ignore = "study: >= 200 needles on 10 phantoms, prints the confusion table"]
+#[ignore = "study: >= 200 needles on 8 phantoms, prints the confusion table"]
 fn breach_study() {
     let mut all = Vec::new();
-    for seed in 1..=10 {
-        all.extend(simulate(seed, 24, 1.0));
+    for seed in 1..=8 {
+        all.extend(simulate(seed, 26, 1.0));
     }
     assert!(all.len() >= 200, "only {} needles", all.len());
     let (tip_rms, ang_rms, _) = report(&all);
