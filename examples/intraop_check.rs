@@ -194,7 +194,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .find(|a| a.view_name == v.name)
                 .map(|a| {
                     format!(
-                        "aims {:.1} mm {}: redirect {:.1} deg {}",
+                        "{:.1} mm {}; redirect {:.1} deg {}",
                         a.miss_mm,
                         a.aims_direction,
                         a.redirect_rad.to_degrees(),
@@ -206,12 +206,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pic = pic
                 .legend_entry("needle seen", SEEN, avnplan::render::LegendSwatch::Band)
                 .text(
-                    Point2::new(f, h - 4.5 * f),
+                    Point2::new(f, h - 6.0 * f),
                     &format!("step {step}: {verdict}"),
-                    f,
+                    0.8 * f,
                     Colour::WHITE,
                 )
-                .text(Point2::new(f, h - 3.0 * f), &line2, f, Colour::WHITE);
+                .text(Point2::new(f, h - 4.6 * f), &line2, 0.8 * f, Colour::WHITE);
             let stem = format!("step{step:02}_{}", safe_file_stem(&v.name));
             std::fs::write(out.join(format!("{stem}.svg")), pic.to_svg())?;
             std::fs::write(out.join(format!("{stem}.png")), pic.to_png()?)?;
