@@ -134,7 +134,8 @@ fn ray_enters_sphere(t: &Point3<f64>, d: &Vector3<f64>, s: &Sphere) -> Option<f6
 /// let s = needle_state(&bone, &Constraints::default(), &[],
 ///     &Point3::new(20.0, 20.0, 20.0), &Unit::new_normalize(Vector3::x()));
 /// approx::assert_relative_eq!(s.entry_mm.unwrap(), Point3::new(0.0, 20.0, 20.0), epsilon = 1e-9);
-/// approx::assert_relative_eq!(s.min_clearance_mm, 20.0 - 1.6, epsilon = 1e-9);
+/// // Smallest at the allowance point, 10 mm from the entry face: 10 - R.
+/// approx::assert_relative_eq!(s.min_clearance_mm, 10.0 - 1.6, epsilon = 1e-9);
 /// assert!(!s.breach);
 /// // The tip may go on until it is 5 mm from the far face (x = 35).
 /// approx::assert_relative_eq!(s.advance_safe_mm, 15.0, epsilon = 2e-3);
