@@ -15,6 +15,7 @@
 //! | [`anatomy`] | the hip model: head sphere and head-neck frame, neck, shaft, lesion, bone |
 //! | [`reconstruction`] | 2D annotations of several views -> 3D model with uncertainty |
 //! | [`planning`] | constraints, candidates, evaluation (the hot path), ranking, coverage -> plan |
+//! | [`guidance`] | intra-operative check of a seen needle against the plan; C-arm check views |
 //! | [`io`] | contract v1 wire types (JSON) and mesh files |
 //! | [`phantom`] | seeded synthetic cases with known truth |
 //! | [`render`] | SVG/PNG overlays |
@@ -47,6 +48,7 @@ pub mod anatomy;
 pub mod case;
 pub mod error;
 pub mod geometry;
+pub mod guidance;
 pub mod imaging;
 pub mod io;
 pub mod phantom;

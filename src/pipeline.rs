@@ -391,6 +391,7 @@ pub fn plan_to_file(built: &BuiltModel, plan: &Plan) -> PlanFile {
         },
         breach_probability: t.breach_probability,
         clearance_p05_mm: t.clearance_p05_mm,
+        check_views: None,
     };
     PlanFile {
         schema: crate::io::plan::PLAN_SCHEMA.to_string(),
@@ -434,6 +435,29 @@ pub fn plan_to_file(built: &BuiltModel, plan: &Plan) -> PlanFile {
         warnings: plan.warnings.clone(),
         entry_zone_rule: plan.entry_zone.map(|z| z.rule.as_str().to_string()),
         recommended_margin_mm: plan.recommended_margin_mm.filter(|m| m.is_finite()),
+    }
+}
+
+/// Fills `check_views` of every trajectory of a plan file (see
+/// [`crate::guidance::check_views`]) on the model's bone and side with the
+/// case's constraints.
+pub fn add_check_views(file: &mut PlanFile, built: &BuiltModel, case: &Case) {
+    let m = &built.model;
+    for t in &mut file.trajectories {
+        let e = nalgebra::Point3::from(t.entry_mm);
+        let p = nalgebra::Point3::from(t.tip_mm);
+        let views = crate::guidance::check_views(&m.bone, m.side, &case.constraints, &e, &p);
+        t.check_views = Some(
+            views
+                .iter()
+                .map(|v| crate::io::plan::CheckViewWire {
+                    kind: v.kind.as_str().to_string(),
+                    primary_deg: v.primary_rad.to_degrees(),
+                    secondary_deg: v.secondary_rad.to_degrees(),
+                    wall_clearance_mm: v.wall_clearance_mm,
+                })
+                .collect(),
+        );
     }
 }
 
@@ -581,7 +605,8 @@ pub fn plan_file(path: &Path, pictures: bool) -> Result<(PlanFile, Vec<Picture>)
     let (built, mut plan) = plan_case(&case, &PipelineOptions::default())?;
     warnings.append(&mut plan.warnings);
     plan.warnings = warnings;
-    let file = plan_to_file(&built, &plan);
+    let mut file = plan_to_file(&built, &plan);
+    add_check_views(&mut file, &built, &case);
     let pics = if pictures {
         overlays(&case, &built, &plan, &[], false)
     } else {
@@ -727,4 +752,109 @@ pub fn write_phantom_around_mesh(
     };
     let ph = Phantom::around_mesh(&mesh, seed, &opts)?;
     write_phantom_dir(&ph, dir)
+}
+
+/// The bone surface a needle check runs on: the case's mesh (in the world
+/// frame, or in its own frame placed by the plan's
+/// `model.world_from_mesh`), else the surface reconstructed from the
+/// views, as the planner used it.
+///
+/// # Errors
+/// [`Error::Invalid`] for a mesh in its own frame when the plan carries no
+/// `world_from_mesh`; as [`BoneSurface::new`] and [`reconstruct`].
+pub fn check_bone(case: &Case, plan: &PlanFile) -> Result<BoneSurface> {
+    match &case.bone_mesh {
+        Some((mesh, MeshFrame::World)) => {
+            BoneSurface::new(mesh.clone()).map_err(|e| e.in_field("bone_mesh"))
+        }
+        Some((mesh, MeshFrame::Own)) => {
+            let rows = plan.model.world_from_mesh.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "bone_mesh.frame",
+                    "\"own\": the plan must give model.world_from_mesh (the registered pose)",
+                )
+            })?;
+            let pose = crate::io::registration::isometry_from_rows("model.world_from_mesh", rows)?;
+            BoneSurface::new(mesh.transformed(&pose)).map_err(|e| e.in_field("bone_mesh"))
+        }
+        None => {
+            let r = reconstruct(&case.views, &ReconstructionOptions::default())?;
+            let mesh = r.bone_mesh.ok_or_else(|| {
+                Error::invalid(
+                    "views",
+                    "without bone_mesh, neck_edges_px and shaft_edges_px are needed in two views to reconstruct the femur",
+                )
+            })?;
+            BoneSurface::new(mesh)
+        }
+    }
+}
+
+/// The planned trajectories of a plan file as [`crate::guidance::PlannedPath`]s.
+///
+/// # Errors
+/// [`Error::TooFew`] naming `trajectories` when the plan has none (a
+/// `no_safe_trajectory` plan gives nothing to check against).
+pub fn planned_paths(plan: &PlanFile) -> Result<Vec<crate::guidance::PlannedPath>> {
+    if plan.trajectories.is_empty() {
+        return Err(Error::too_few("trajectories", 1, 0));
+    }
+    Ok(plan
+        .trajectories
+        .iter()
+        .map(|t| crate::guidance::PlannedPath {
+            entry_mm: nalgebra::Point3::from(t.entry_mm),
+            tip_mm: nalgebra::Point3::from(t.tip_mm),
+        })
+        .collect())
+}
+
+/// The needle file's views matched to the case's views (by name), as
+/// observations for [`crate::guidance::check_needle`].
+///
+/// # Errors
+/// As [`crate::io::needle::NeedleFile::check_against`].
+pub fn needle_observations(
+    case: &Case,
+    needle: &crate::io::needle::NeedleFile,
+) -> Result<Vec<crate::guidance::NeedleObservation>> {
+    needle.check_against(case)?;
+    let mut out = Vec::with_capacity(needle.views.len());
+    for (i, v) in needle.views.iter().enumerate() {
+        let cv = case
+            .views
+            .iter()
+            .find(|cv| cv.name == v.name)
+            .ok_or_else(|| {
+                Error::invalid(format!("views[{i}].name"), "no such view in the case")
+            })?;
+        let pt = |p: &[f64; 2]| nalgebra::Point2::new(p[0], p[1]);
+        out.push(crate::guidance::NeedleObservation {
+            view_name: v.name.clone(),
+            image: crate::reconstruction::NeedleImage {
+                projection: cv.projection,
+                tip_px: pt(&v.tip_px),
+                shaft_px: v.shaft_px.iter().map(pt).collect(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A needle check in the contract's `avnplan.check/1` form.
+#[must_use]
+pub fn check_to_file(c: &crate::guidance::NeedleCheck) -> crate::io::needle::CheckFile {
+    crate::io::needle::CheckFile {
+        schema: crate::io::needle::CHECK_SCHEMA.to_string(),
+        tip_mm: c.tip_mm.coords.into(),
+        direction: c.direction.into_inner().into(),
+        tip_to_target_mm: c.tip_to_target_mm,
+        angle_error_deg: c.angle_error_rad.to_degrees(),
+        entry_offset_mm: c.entry_offset_mm,
+        min_clearance_mm: c.state.min_clearance_mm,
+        breach: c.state.breach,
+        advance_safe_mm: c.state.advance_safe_mm,
+        advice: c.advice.clone(),
+        trajectory_index: c.trajectory_index,
+    }
 }

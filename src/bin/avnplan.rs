@@ -56,6 +56,19 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Intra-operative check of a needle seen in two or more views
+    /// (avnplan.needle/1) against the plan (avnplan.check/1 out).
+    Check {
+        /// The case file.
+        case: PathBuf,
+        /// The plan file (unknown fields are ignored).
+        plan: PathBuf,
+        /// The needle file.
+        needle: PathBuf,
+        /// Write the check here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// A synthetic case with its truth, meshes and simulated radiographs.
     Phantom {
         /// Seed of the random draw (same seed, same bytes).
@@ -141,6 +154,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let model = avnplan::pipeline::model_file(&case).in_file(&case)?;
             emit(&model, output.as_deref())
         }
+        Command::Check {
+            case,
+            plan,
+            needle,
+            output,
+        } => run_check(&case, &plan, &needle, output.as_deref()),
         Command::Phantom {
             seed,
             noise_px,
@@ -174,6 +193,31 @@ fn phantom_around_mesh(
 fn register(case: &Path, output: Option<&Path>) -> Result<(), Failure> {
     let reg = avnplan::pipeline::registration_file(case).in_file(case)?;
     emit(&reg, output)
+}
+
+/// `avnplan check`: each failure names the file it comes from.
+fn run_check(
+    case: &Path,
+    plan: &Path,
+    needle: &Path,
+    output: Option<&Path>,
+) -> Result<(), Failure> {
+    use avnplan::guidance::{check_needle, CheckContext};
+    use avnplan::pipeline::{check_bone, check_to_file, needle_observations, planned_paths};
+    let (case_v, _warnings) = avnplan::io::load_case(case).in_file(case)?;
+    let plan_v = avnplan::io::plan::load_plan(plan).in_file(plan)?;
+    let needle_v = avnplan::io::needle::load_needle(needle).in_file(needle)?;
+    let planned = planned_paths(&plan_v).in_file(plan)?;
+    let seen = needle_observations(&case_v, &needle_v).in_file(needle)?;
+    let bone = check_bone(&case_v, &plan_v).in_file(case)?;
+    let ctx = CheckContext {
+        bone: &bone,
+        side: case_v.side,
+        constraints: &case_v.constraints,
+        forbidden: &case_v.forbidden_zones,
+    };
+    let check = check_needle(&ctx, &planned, &seen).in_file(needle)?;
+    emit(&check_to_file(&check), output)
 }
 
 fn main() -> ExitCode {

@@ -85,6 +85,29 @@ pub struct TrajectoryWire {
     /// annotation noise, mm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clearance_p05_mm: Option<f64>,
+    /// Crate addition: C-arm positions for checking this needle (see
+    /// [`crate::guidance::check_views`]): `perpendicular_ap` and
+    /// `perpendicular_lateral` show it at full length, `anterior_wall` and
+    /// `posterosuperior_wall` show that neck wall edge-on beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_views: Option<Vec<CheckViewWire>>,
+}
+
+/// Crate addition: one C-arm position for checking a planned needle,
+/// degrees (DICOM XA signs, as [`DownTheBarrelWire`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckViewWire {
+    /// `perpendicular_ap`, `perpendicular_lateral`, `anterior_wall` or
+    /// `posterosuperior_wall`.
+    pub kind: String,
+    /// Primary angle, degrees, + towards LAO.
+    pub primary_deg: f64,
+    /// Secondary angle, degrees, + towards CRA.
+    pub secondary_deg: f64,
+    /// For a wall view: the gap between the needle's surface and the wall
+    /// seen edge-on, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clearance_mm: Option<f64>,
 }
 
 /// A trajectory as seen in one view.

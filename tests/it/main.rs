@@ -5,6 +5,7 @@ mod cli;
 mod data;
 mod degenerate;
 mod fuzz_corpus;
+mod guidance;
 mod imaging;
 mod io;
 mod phantom;
