@@ -56,6 +56,14 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// What was read from a DICOM file (avnplan.dicom-info/1).
+    DicomInfo {
+        /// The DICOM file.
+        file: PathBuf,
+        /// Write the report here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// A synthetic case with its truth, meshes and simulated radiographs.
     Phantom {
         /// Seed of the random draw (same seed, same bytes).
@@ -123,6 +131,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let model = avnplan::pipeline::model_file(&case).in_file(&case)?;
             emit(&model, output.as_deref())
         }
+        Command::DicomInfo { file, output } => dicom_info(&file, output.as_deref()),
         Command::Phantom {
             seed,
             noise_px,
@@ -130,6 +139,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             output,
         } => avnplan::pipeline::write_phantom(seed, noise_px, with_mesh, &output).in_file(&output),
     }
+}
+
+/// `avnplan dicom-info FILE`: exit 0 also when the geometry is incomplete
+/// (`carm` absent, `missing` says why), 2 when the file cannot be read as
+/// DICOM.
+fn dicom_info(file: &Path, output: Option<&Path>) -> Result<(), Failure> {
+    let view = avnplan::io::dicom::DicomView::open(file).in_file(file)?;
+    emit(&view.info(&file.display().to_string()), output)
 }
 
 fn main() -> ExitCode {
