@@ -14,10 +14,23 @@
 //! * Each view has exactly one of `projection`, `geometry`, `carm`, or
 //!   `dicom` — `dicom` may be combined with `projection` or `geometry`
 //!   (the explicit geometry wins). The view-level `isocenter_mm`, `frame`
-//!   and `principal_point_px` belong to the `dicom` form only. Reading the
-//!   geometry or image size from a DICOM file is not supported yet: a view
-//!   with `dicom` needs an explicit `projection` or `geometry` and
-//!   `image_size_px` beside it.
+//!   and `principal_point_px` belong to the `dicom` form only.
+//! * Form 4 (`dicom`, read with [`super::dicom::DicomView`]): the path is
+//!   relative to the case file; `image_size_px` may be left out (Columns,
+//!   Rows) and must equal them when given; `frame` (0-based, default 0)
+//!   must exist; without explicit geometry the C-arm comes from the file's
+//!   five positioner tags with `isocenter_mm` (default the origin) and
+//!   `principal_point_px` (default the image centre), and a file without
+//!   them is an error naming the missing tags; with `projection` or
+//!   `geometry` beside it, the explicit geometry wins (a warning says the
+//!   file's tags were ignored). Pixel data that cannot be decoded
+//!   (compressed transfer syntax) is refused by name.
+//! * `distortion` (crate addition, [`crate::imaging::distortion`]): the
+//!   view's annotations are given in **distorted** pixels, as measured on
+//!   the raw image; each point is dewarped with
+//!   [`PolynomialDistortion::undistort`] before it reaches the [`View`],
+//!   whose projection is the undistorted pinhole. Out-of-image warnings
+//!   refer to the raw (distorted) pixels.
 //! * `image_size_px` integers >= 1; lengths, radii, diameters, distances
 //!   and spacings > 0 with `sod_mm < sid_mm`; `passes` an integer 1-16;
 //!   `min_incidence_deg` in [0, 90]; `max_breach_probability` in [0, 1];
@@ -41,13 +54,13 @@ use std::path::Path;
 use nalgebra::{Matrix3, Matrix3x4, Point2, Point3, Rotation3, Vector3};
 use serde::{Deserialize, Serialize};
 
+use super::dicom::DicomView;
 use super::json::{read_json_with_schema, Integer};
 use super::mesh::load_mesh;
 use crate::case::{Case, Constraints, Kerboul, LesionSpec, MeshFrame, Side};
 use crate::error::{ensure_finite, ensure_positive, Error, Result};
 use crate::geometry::{Ellipsoid, Sphere, TriMesh};
 use crate::imaging::{Annotations, CArm, DistortionParams, PolynomialDistortion, Projection, View};
-use super::dicom::DicomView;
 
 /// The schema string of a case file.
 pub const CASE_SCHEMA: &str = "avnplan.case/1";
@@ -852,7 +865,11 @@ fn open_dicom_field(field: &str, base_dir: &Path, path: &str) -> Result<DicomVie
 fn dicom_field_error(field: &str, path: &str, e: Error) -> Error {
     match e {
         Error::Dicom { what, reason } => {
-            let what = if what == "." { String::new() } else { format!("{what}: ") };
+            let what = if what == "." {
+                String::new()
+            } else {
+                format!("{what}: ")
+            };
             Error::Dicom {
                 what: field.to_string(),
                 reason: format!("`{}`: {what}{reason}", short_name(path)),
@@ -883,7 +900,10 @@ fn undistort_annotations(a: &mut Annotations, m: &PolynomialDistortion) {
     };
     f(&mut a.head_outline_px);
     f(&mut a.lesion_outline_px);
-    for e in [&mut a.neck_edges_px, &mut a.shaft_edges_px].into_iter().flatten() {
+    for e in [&mut a.neck_edges_px, &mut a.shaft_edges_px]
+        .into_iter()
+        .flatten()
+    {
         f(&mut e[0]);
         f(&mut e[1]);
     }

@@ -487,7 +487,11 @@ impl DicomView {
     /// # Errors
     /// [`Error::Dicom`] naming the missing tags (keyword and `(gggg,eeee)`)
     /// or what else makes the geometry unusable (module docs).
-    pub fn carm(&self, isocenter_mm: Point3<f64>, principal_point_px: Option<Point2<f64>>) -> Result<CArm> {
+    pub fn carm(
+        &self,
+        isocenter_mm: Point3<f64>,
+        principal_point_px: Option<Point2<f64>>,
+    ) -> Result<CArm> {
         self.carm_for_frame(0, isocenter_mm, principal_point_px)
     }
 
@@ -605,12 +609,19 @@ impl DicomView {
         if gray.len() < w * h {
             return Err(dicom_err(
                 "PixelData",
-                format!("frame {frame} has {} samples, Rows x Columns = {}", gray.len(), w * h),
+                format!(
+                    "frame {frame} has {} samples, Rows x Columns = {}",
+                    gray.len(),
+                    w * h
+                ),
             ));
         }
         let gray = &gray[..w * h];
         let window = if pi.starts_with("MONOCHROME") {
-            dp.window().ok().flatten().and_then(|ws| ws.first().copied())
+            dp.window()
+                .ok()
+                .flatten()
+                .and_then(|ws| ws.first().copied())
         } else {
             None
         };
@@ -698,7 +709,11 @@ fn window_map(samples: &[f64], window: Option<(f64, f64)>) -> impl Fn(f64) -> u8
     };
     move |x: f64| {
         if !(x.is_finite() && lo.is_finite() && hi.is_finite()) || hi <= lo {
-            return if x.is_finite() && lo.is_finite() && x > lo { 255 } else { 0 };
+            return if x.is_finite() && lo.is_finite() && x > lo {
+                255
+            } else {
+                0
+            };
         }
         let t = ((x - lo) / (hi - lo)).clamp(0.0, 1.0);
         (t * 255.0).round() as u8
@@ -797,10 +812,18 @@ pub fn write_xa_dicom(path: &Path, carm: &CArm, frames: &[GrayImage]) -> Result<
     let sop_instance = uid_from(format!("{values:?}{w}x{h}x{}", frames.len()).as_bytes());
     let mut obj = InMemDicomObject::new_empty();
     let s = |tag: Tag, vr: VR, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
-    obj.put(s(tags::SOP_CLASS_UID, VR::UI, uids::X_RAY_ANGIOGRAPHIC_IMAGE_STORAGE));
+    obj.put(s(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        uids::X_RAY_ANGIOGRAPHIC_IMAGE_STORAGE,
+    ));
     obj.put(s(tags::SOP_INSTANCE_UID, VR::UI, &sop_instance));
     obj.put(s(tags::MODALITY, VR::CS, "XA"));
-    obj.put(s(tags::IMAGE_TYPE, VR::CS, "ORIGINAL\\PRIMARY\\SINGLE PLANE"));
+    obj.put(s(
+        tags::IMAGE_TYPE,
+        VR::CS,
+        "ORIGINAL\\PRIMARY\\SINGLE PLANE",
+    ));
     obj.put(s(tags::PATIENT_POSITION, VR::CS, "HFS"));
     for ((_, tag, _), v) in GEOMETRY_TAGS.iter().zip(&values) {
         obj.put(s(*tag, VR::DS, v));
@@ -809,11 +832,7 @@ pub fn write_xa_dicom(path: &Path, carm: &CArm, frames: &[GrayImage]) -> Result<
     obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
     obj.put(s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
     if frames.len() > 1 {
-        obj.put(s(
-            tags::NUMBER_OF_FRAMES,
-            VR::IS,
-            &frames.len().to_string(),
-        ));
+        obj.put(s(tags::NUMBER_OF_FRAMES, VR::IS, &frames.len().to_string()));
     }
     obj.put(us(tags::ROWS, h as u16));
     obj.put(us(tags::COLUMNS, w as u16));
@@ -897,7 +916,9 @@ pub fn case_view_images(case_path: &Path) -> Result<Vec<Option<GrayImage>>> {
             } else {
                 base.join(d)
             };
-            let frame = v.frame.map_or(0, |n| u32::try_from(n.0).unwrap_or(u32::MAX));
+            let frame = v
+                .frame
+                .map_or(0, |n| u32::try_from(n.0).unwrap_or(u32::MAX));
             let dv = DicomView::open(&p).map_err(|e| e.in_field(&f))?;
             let img = dv.image(frame).map_err(|e| e.in_field(&f))?;
             Ok(Some(match &v.distortion {
@@ -946,7 +967,11 @@ mod tests {
         assert_relative_eq!(s.parse::<f64>().unwrap(), 1.0 / 3.0, max_relative = 1e-12);
         let s = ds("x", -123_456.789_012_345_6).unwrap();
         assert!(s.len() <= 16, "{s}");
-        assert_relative_eq!(s.parse::<f64>().unwrap(), -123_456.789_012_345_6, max_relative = 1e-12);
+        assert_relative_eq!(
+            s.parse::<f64>().unwrap(),
+            -123_456.789_012_345_6,
+            max_relative = 1e-12
+        );
         assert!(ds("x", f64::NAN).is_err());
     }
 
@@ -985,7 +1010,11 @@ mod tests {
         let v = DicomView::open(&path).unwrap();
         assert_eq!((v.rows, v.columns, v.frames), (30, 40, 2));
         assert_eq!(v.tags_used.len(), 5);
-        assert!(v.missing.is_empty() && v.warnings.is_empty(), "{:?}", v.warnings);
+        assert!(
+            v.missing.is_empty() && v.warnings.is_empty(),
+            "{:?}",
+            v.warnings
+        );
         assert_eq!(v.geometry.sid_mm, Some(1000.0));
         assert_eq!(v.geometry.primary_angle_deg, Some(25.0));
         assert_eq!(v.geometry.secondary_angle_deg, Some(-12.5));
