@@ -1,4 +1,5 @@
 //! DICOM views (issue 8) and distortion in case files (issue 2):
+//! NOT YET WIRED into tests/it/main.rs: 9 of 16 tests failed on their first run (see the dicom branch report); fix, then add `mod dicom;`.
 //! files the crate writes (known geometry, exact round trip), files it did
 //! not write (pydicom's bundled test files, when `AVNPLAN_PYDICOM_DIR`
 //! points at the unpacked `pydicom/data` folder; `.ci/run` downloads it),
