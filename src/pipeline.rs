@@ -608,7 +608,9 @@ pub fn plan_file(path: &Path, pictures: bool) -> Result<(PlanFile, Vec<Picture>)
     let mut file = plan_to_file(&built, &plan);
     add_check_views(&mut file, &built, &case);
     let pics = if pictures {
-        overlays(&case, &built, &plan, &[], false)
+        // Views that name a DICOM file are drawn on its pixels.
+        let backgrounds = crate::io::dicom::case_view_images(path)?;
+        overlays(&case, &built, &plan, &backgrounds, false)
     } else {
         Vec::new()
     };

@@ -69,6 +69,14 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// What was read from a DICOM file (avnplan.dicom-info/1).
+    DicomInfo {
+        /// The DICOM file.
+        file: PathBuf,
+        /// Write the report here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// A synthetic case with its truth, meshes and simulated radiographs.
     Phantom {
         /// Seed of the random draw (same seed, same bytes).
@@ -160,6 +168,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             needle,
             output,
         } => run_check(&case, &plan, &needle, output.as_deref()),
+        Command::DicomInfo { file, output } => dicom_info(&file, output.as_deref()),
         Command::Phantom {
             seed,
             noise_px,
@@ -218,6 +227,14 @@ fn run_check(
     };
     let check = check_needle(&ctx, &planned, &seen).in_file(needle)?;
     emit(&check_to_file(&check), output)
+}
+
+/// `avnplan dicom-info FILE`: exit 0 also when the geometry is incomplete
+/// (`carm` absent, `missing` says why), 2 when the file cannot be read as
+/// DICOM.
+fn dicom_info(file: &Path, output: Option<&Path>) -> Result<(), Failure> {
+    let view = avnplan::io::dicom::DicomView::open(file).in_file(file)?;
+    emit(&view.info(&file.display().to_string()), output)
 }
 
 fn main() -> ExitCode {

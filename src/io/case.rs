@@ -14,10 +14,23 @@
 //! * Each view has exactly one of `projection`, `geometry`, `carm`, or
 //!   `dicom` — `dicom` may be combined with `projection` or `geometry`
 //!   (the explicit geometry wins). The view-level `isocenter_mm`, `frame`
-//!   and `principal_point_px` belong to the `dicom` form only. Reading the
-//!   geometry or image size from a DICOM file is not supported yet: a view
-//!   with `dicom` needs an explicit `projection` or `geometry` and
-//!   `image_size_px` beside it.
+//!   and `principal_point_px` belong to the `dicom` form only.
+//! * Form 4 (`dicom`, read with [`super::dicom::DicomView`]): the path is
+//!   relative to the case file; `image_size_px` may be left out (Columns,
+//!   Rows) and must equal them when given; `frame` (0-based, default 0)
+//!   must exist; without explicit geometry the C-arm comes from the file's
+//!   five positioner tags with `isocenter_mm` (default the origin) and
+//!   `principal_point_px` (default the image centre), and a file without
+//!   them is an error naming the missing tags; with `projection` or
+//!   `geometry` beside it, the explicit geometry wins (a warning says the
+//!   file's tags were ignored). Pixel data that cannot be decoded
+//!   (compressed transfer syntax) is refused by name.
+//! * `distortion` (crate addition, [`crate::imaging::distortion`]): the
+//!   view's annotations are given in **distorted** pixels, as measured on
+//!   the raw image; each point is dewarped with
+//!   [`PolynomialDistortion::undistort`] before it reaches the [`View`],
+//!   whose projection is the undistorted pinhole. Out-of-image warnings
+//!   refer to the raw (distorted) pixels.
 //! * `image_size_px` integers >= 1; lengths, radii, diameters, distances
 //!   and spacings > 0 with `sod_mm < sid_mm`; `passes` an integer 1-16;
 //!   `min_incidence_deg` in [0, 90]; `max_breach_probability` in [0, 1];
@@ -41,12 +54,13 @@ use std::path::Path;
 use nalgebra::{Matrix3, Matrix3x4, Point2, Point3, Rotation3, Vector3};
 use serde::{Deserialize, Serialize};
 
+use super::dicom::DicomView;
 use super::json::{read_json_with_schema, Integer};
 use super::mesh::load_mesh;
 use crate::case::{Case, Constraints, Kerboul, LesionSpec, MeshFrame, Side};
 use crate::error::{ensure_finite, ensure_positive, Error, Result};
 use crate::geometry::{Ellipsoid, Sphere, TriMesh};
-use crate::imaging::{Annotations, CArm, Projection, View};
+use crate::imaging::{Annotations, CArm, DistortionParams, PolynomialDistortion, Projection, View};
 
 /// The schema string of a case file.
 pub const CASE_SCHEMA: &str = "avnplan.case/1";
@@ -690,6 +704,8 @@ impl ViewWire {
     /// The checked view; `i` is its index in `views`.
     fn to_view(&self, i: usize, base_dir: &Path, warnings: &mut Vec<String>) -> Result<View> {
         let p = format!("views[{i}]");
+        // Form 4: the file's image size and, without explicit geometry, its C-arm.
+        let mut dicom: Option<([u32; 2], Option<CArm>)> = None;
         let explicit = [
             self.projection.is_some(),
             self.geometry.is_some(),
@@ -736,42 +752,82 @@ impl ViewWire {
                 if d.is_empty() {
                     return Err(Error::invalid(&f, "must not be empty"));
                 }
-                if explicit == 0 {
+                let frame = match self.frame {
+                    None => 0,
+                    Some(Integer(n)) => u32::try_from(n).map_err(|_| {
+                        Error::invalid(format!("{p}.frame"), "must be an integer >= 0")
+                    })?,
+                };
+                let iso = match &self.isocenter_mm {
+                    Some(c) => {
+                        ensure_finite(&format!("{p}.isocenter_mm"), c)?;
+                        Point3::from(*c)
+                    }
+                    None => Point3::origin(),
+                };
+                let pp = match &self.principal_point_px {
+                    Some(c) => {
+                        ensure_finite(&format!("{p}.principal_point_px"), c)?;
+                        Some(Point2::from(*c))
+                    }
+                    None => None,
+                };
+                let dv = open_dicom_field(&f, base_dir, d)?;
+                if frame >= dv.frames {
                     return Err(Error::invalid(
-                        &f,
-                        "DICOM reading is not supported yet: give projection or geometry beside it",
+                        format!("{p}.frame"),
+                        format!(
+                            "`{}` has {} frame(s); frame is 0-based",
+                            short_name(d),
+                            dv.frames
+                        ),
                     ));
                 }
-                if !resolve(base_dir, d).is_file() {
-                    return Err(Error::invalid(&f, "file not found"));
-                }
-                if let Some(Integer(n)) = self.frame {
-                    if n < 0 {
+                dv.require_pixels()
+                    .map_err(|e| dicom_field_error(&f, d, e))?;
+                let file_size = dv.image_size_px();
+                if let Some(s) = &self.image_size_px {
+                    let given = image_size(&format!("{p}.image_size_px"), s)?;
+                    if given != file_size {
                         return Err(Error::invalid(
-                            format!("{p}.frame"),
-                            "must be an integer >= 0",
+                            format!("{p}.image_size_px"),
+                            format!(
+                                "[{}, {}] differs from the DICOM file's Columns x Rows [{}, {}]",
+                                given[0], given[1], file_size[0], file_size[1]
+                            ),
                         ));
                     }
                 }
-                if let Some(c) = &self.isocenter_mm {
-                    ensure_finite(&format!("{p}.isocenter_mm"), c)?;
+                if explicit == 0 {
+                    let c = dv
+                        .carm_for_frame(frame, iso, pp)
+                        .map_err(|e| dicom_field_error(&f, d, e))?;
+                    dicom = Some((file_size, Some(c)));
+                } else {
+                    dicom = Some((file_size, None));
+                    if self.isocenter_mm.is_some() || self.principal_point_px.is_some() {
+                        warnings.push(format!(
+                            "{p}: isocenter_mm and principal_point_px are ignored: the explicit geometry wins over the DICOM file"
+                        ));
+                    }
+                    if dv.missing.is_empty() {
+                        warnings.push(format!(
+                            "{f}: the explicit geometry is used; the file's positioner tags are ignored"
+                        ));
+                    }
                 }
-                if let Some(c) = &self.principal_point_px {
-                    ensure_finite(&format!("{p}.principal_point_px"), c)?;
-                }
-                warnings.push(format!(
-                    "{f}: the explicit geometry is used; the file itself is not read (DICOM reading is not supported yet)"
-                ));
             }
         }
-        let size =
-            match &self.image_size_px {
-                Some(s) => image_size(&format!("{p}.image_size_px"), s)?,
-                None => return Err(Error::invalid(
+        let size = match (&self.image_size_px, &dicom) {
+            (_, Some((s, _))) => *s,
+            (Some(s), None) => image_size(&format!("{p}.image_size_px"), s)?,
+            (None, None) => {
+                return Err(Error::invalid(
                     format!("{p}.image_size_px"),
-                    "missing (required unless read from a DICOM file, which is not supported yet)",
-                )),
-            };
+                    "missing (required unless the view names a DICOM file)",
+                ))
+            }
+        };
         let projection = if let Some(rows) = &self.projection {
             let m = Matrix3x4::from_fn(|r, c| rows[r][c]);
             Projection::from_matrix(&m).map_err(|e| e.in_field(&p))?
@@ -787,28 +843,127 @@ impl ViewWire {
             c.to_carm(size)
                 .projection()
                 .map_err(|e| e.in_field(&format!("{p}.carm")))?
+        } else if let Some((_, Some(c))) = &dicom {
+            c.projection()
+                .map_err(|e| e.in_field(&format!("{p}.dicom")))?
         } else {
             return Err(Error::invalid(&p, "has no geometry"));
         };
-        if let Some(d) = &self.distortion {
-            let f = format!("{p}.distortion");
-            d.validate().map_err(|e| e.in_field(&f))?;
-            return Err(Error::invalid(
-                f,
-                "distortion correction is not connected to the planner yet: dewarp the annotations and leave it out",
-            ));
-        }
-        let annotations = match &self.annotations {
+        let distortion = match &self.distortion {
+            Some(d) => {
+                let f = format!("{p}.distortion");
+                d.validate().map_err(|e| e.in_field(&f))?;
+                Some(d.to_model().map_err(|e| e.in_field(&f))?)
+            }
+            None => None,
+        };
+        let mut annotations = match &self.annotations {
             Some(a) => a.to_annotations(&format!("{p}.annotations"), size, warnings)?,
             None => Annotations::default(),
         };
+        if let Some(m) = &distortion {
+            undistort_annotations(&mut annotations, m);
+        }
         let mut view = View::new(self.name.clone(), size, projection);
         view.annotations = annotations;
         Ok(view)
     }
 }
 
+/// Opens a view's DICOM file; errors name the field and the file.
+fn open_dicom_field(field: &str, base_dir: &Path, path: &str) -> Result<DicomView> {
+    let full = resolve(base_dir, path);
+    DicomView::open(&full).map_err(|e| match e {
+        Error::Io { source, .. } => Error::invalid(
+            field,
+            format!("cannot read `{}`: {source}", short_name(path)),
+        ),
+        other => dicom_field_error(field, path, other),
+    })
+}
+
+/// A DICOM error placed in the case: `views[i].dicom: `file`: TAG: reason`.
+fn dicom_field_error(field: &str, path: &str, e: Error) -> Error {
+    match e {
+        Error::Dicom { what, reason } => {
+            let what = if what == "." {
+                String::new()
+            } else {
+                format!("{what}: ")
+            };
+            Error::Dicom {
+                what: field.to_string(),
+                reason: format!("`{}`: {what}{reason}", short_name(path)),
+            }
+        }
+        other => other.in_field(field),
+    }
+}
+
+/// A file name short enough for a one-line error (at most 40 characters,
+/// the end kept).
+fn short_name(path: &str) -> String {
+    let n = path.chars().count();
+    if n <= 40 {
+        path.to_string()
+    } else {
+        format!("...{}", path.chars().skip(n - 37).collect::<String>())
+    }
+}
+
+/// Maps every annotated point from distorted (as measured) to undistorted
+/// pixels.
+fn undistort_annotations(a: &mut Annotations, m: &PolynomialDistortion) {
+    let f = |pts: &mut Vec<Point2<f64>>| {
+        for q in pts.iter_mut() {
+            *q = m.undistort(q);
+        }
+    };
+    f(&mut a.head_outline_px);
+    f(&mut a.lesion_outline_px);
+    for e in [&mut a.neck_edges_px, &mut a.shaft_edges_px]
+        .into_iter()
+        .flatten()
+    {
+        f(&mut e[0]);
+        f(&mut e[1]);
+    }
+    if let Some(q) = &mut a.entry_px {
+        *q = m.undistort(q);
+    }
+}
+
 impl DistortionWire {
+    /// The imaging module's model of this wire form.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field (`model`, `degree`,
+    /// `coeffs_u`, ...) as [`PolynomialDistortion`]'s `TryFrom` does.
+    pub fn to_model(&self) -> Result<PolynomialDistortion> {
+        PolynomialDistortion::try_from(DistortionParams {
+            model: self.model.clone(),
+            degree: self.degree,
+            center_px: self.center_px,
+            scale_px: self.scale_px,
+            coeffs_u: self.coeffs_u.clone(),
+            coeffs_v: self.coeffs_v.clone(),
+        })
+    }
+
+    /// The wire form of a model.
+    #[must_use]
+    pub fn from_model(m: &PolynomialDistortion) -> Self {
+        let p = m.params();
+        Self {
+            model: p.model,
+            degree: p.degree,
+            center_px: p.center_px,
+            scale_px: p.scale_px,
+            coeffs_u: p.coeffs_u,
+            coeffs_v: p.coeffs_v,
+        }
+    }
+
     /// Checks the parts that do not depend on the model: a non-empty model
     /// name, `scale_px` > 0, as many `u` as `v` coefficients.
     ///

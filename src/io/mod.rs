@@ -9,7 +9,8 @@
 //! | model | `avnplan.model/1` | [`model`] | output of `reconstruct` |
 //! | needle, check | `avnplan.needle/1`, `avnplan.check/1` | [`needle`] | input / output of `check` |
 //! | registration | `avnplan.registration/1` | [`registration`] | output of `register` |
-//! | dicom info | `avnplan.dicom-info/1` | [`dicom_info`] | output of `dicom-info` |
+//! | dicom info | `avnplan.dicom-info/1` | [`dicom_info`] | output of `dicom-info` ([`dicom::DicomView::info`]) |
+//! | DICOM images | Part 10 files (XA, RF; DX/CR with a calibration) | [`dicom`] | input: case form 4 ([`dicom::DicomView`]); output: [`dicom::write_xa_dicom`] |
 //! | fiducials, calibration | `avnplan.fiducials/1`, `avnplan.calibration/1` | [`fiducials`] | input / output of `calibrate` ([`fiducials::calibrate_file`]) |
 //! | meshes | STL (binary, ASCII), OBJ, PLY | [`mesh`] | input: [`mesh::load_mesh`] (checked and repaired by [`mesh::repair_and_check`]); output: [`mesh::write_stl`], [`mesh::write_obj`] |
 //!
@@ -55,6 +56,7 @@
 //!   annotations do not allow them to be reconstructed.
 
 pub mod case;
+pub mod dicom;
 pub mod dicom_info;
 pub mod json;
 pub mod mesh;
