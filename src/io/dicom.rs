@@ -651,15 +651,17 @@ impl DicomView {
         match self.geometry_check(0) {
             Ok(()) => Vec::new(),
             Err(reason) => {
-                let key = GEOMETRY_TAGS
-                    .iter()
-                    .map(|(k, _, _)| *k)
-                    .find(|k| reason.contains(k))
-                    .unwrap_or(if reason.starts_with("Modality") {
-                        "Modality"
-                    } else {
-                        "PositionerPrimaryAngleIncrement"
-                    });
+                // The modality message names the tags it would need, so
+                // it is recognised first.
+                let key = if reason.starts_with("Modality") {
+                    "Modality"
+                } else {
+                    GEOMETRY_TAGS
+                        .iter()
+                        .map(|(k, _, _)| *k)
+                        .find(|k| reason.contains(k))
+                        .unwrap_or("PositionerPrimaryAngleIncrement")
+                };
                 vec![key.to_string()]
             }
         }

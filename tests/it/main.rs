@@ -4,6 +4,7 @@ mod checker;
 mod cli;
 mod data;
 mod degenerate;
+mod dicom;
 mod fuzz_corpus;
 mod guidance;
 mod imaging;
