@@ -37,7 +37,7 @@ use crate::registration::{register, Registration, RegistrationOptions, Registrat
 use crate::render::{scene_svg, view_overlay, Colour, GrayImage, NeedleDraw, Scene3dItem};
 
 /// Options of the whole pipeline.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PipelineOptions {
     /// Reconstruction options.
@@ -47,10 +47,27 @@ pub struct PipelineOptions {
     /// Registration options (for a bone mesh in its own frame; the side and
     /// the noise are taken from the case).
     pub registration: RegistrationOptions,
-    /// Monte Carlo of the breach probability ([`crate::uncertainty`]);
-    /// `samples = 0` disables it. Default
-    /// [`crate::uncertainty::DEFAULT_SAMPLES`] samples.
+    /// Monte Carlo of the breach probability ([`crate::uncertainty`]).
+    /// Default: `samples = 0`, i.e. run only when the case sets
+    /// `constraints.max_breach_probability` (then with
+    /// [`crate::uncertainty::DEFAULT_SAMPLES`] samples: a constraint is
+    /// never skipped). Opt-in otherwise because on views-only models the
+    /// estimate is still pessimistic (see the README's limits).
     pub uncertainty: crate::uncertainty::UncertaintyOptions,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            reconstruction: ReconstructionOptions::default(),
+            planning: PlanOptions::default(),
+            registration: RegistrationOptions::default(),
+            uncertainty: crate::uncertainty::UncertaintyOptions {
+                samples: 0,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// A model with how it was made.
@@ -195,7 +212,8 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
             )
         }
         Some((mesh, MeshFrame::World)) => {
-            let lm = FemurLandmarks::from_mesh(mesh, Some(case.side)).map_err(|e| e.in_field("bone_mesh"))?;
+            let lm = FemurLandmarks::from_mesh(mesh, Some(case.side))
+                .map_err(|e| e.in_field("bone_mesh"))?;
             let bone = BoneSurface::new(mesh.clone()).map_err(|e| e.in_field("bone_mesh"))?;
             (
                 bone,
@@ -209,7 +227,9 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
             )
         }
         None => {
-            let r = recon.as_ref().ok_or_else(|| Error::invalid("views", "no reconstruction"))?;
+            let r = recon
+                .as_ref()
+                .ok_or_else(|| Error::invalid("views", "no reconstruction"))?;
             let mesh = r.bone_mesh.clone().ok_or_else(|| {
                 Error::invalid(
                     "views",
@@ -345,12 +365,17 @@ pub fn plan_case(case: &Case, opts: &PipelineOptions) -> Result<(BuiltModel, Pla
         return Ok((built, plan));
     }
     let mut plan = plan_with(&built.model, case, &opts.planning)?;
+    let mut uncertainty = opts.uncertainty.clone();
+    if uncertainty.samples == 0 && case.constraints.max_breach_probability.is_some() {
+        // The case asks for a limit: it is applied, never skipped.
+        uncertainty.samples = crate::uncertainty::DEFAULT_SAMPLES;
+    }
     crate::uncertainty::assess_plan(
         case,
         &built.model,
         &mut plan,
         &opts.reconstruction,
-        &opts.uncertainty,
+        &uncertainty,
     )?;
     let mut w = built.warnings.clone();
     w.append(&mut plan.warnings);

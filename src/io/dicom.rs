@@ -150,13 +150,16 @@ pub struct DicomGeometry {
 ///     isocenter_mm: Point3::origin(), principal_point_px: None, image_size_px: [64, 48],
 /// };
 /// let path = std::env::temp_dir().join("avnplan_doc_dicom_view.dcm");
-/// let image = GrayImage::new(64, 48, vec![128; 64 * 48]).unwrap();
+/// // Top half 0, bottom half 200: no window in the file, so min-max stretched.
+/// let pixels = (0..64 * 48).map(|i| if i < 64 * 24 { 0 } else { 200 }).collect();
+/// let image = GrayImage::new(64, 48, pixels).unwrap();
 /// write_xa_dicom(&path, &carm, &[image]).unwrap();
 /// let view = DicomView::open(&path).unwrap();
 /// assert!(view.missing.is_empty());
 /// let back = view.carm(Point3::origin(), None).unwrap();
 /// approx::assert_relative_eq!(back.primary_angle_rad, carm.primary_angle_rad, epsilon = 1e-12);
-/// assert_eq!(view.image(0).unwrap().pixels()[0], 128);
+/// let shown = view.image(0).unwrap();
+/// assert_eq!((shown.pixels()[0], shown.pixels()[64 * 48 - 1]), (0, 255));
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
@@ -656,11 +659,13 @@ impl DicomView {
                 let key = if reason.starts_with("Modality") {
                     "Modality"
                 } else {
+                    // The tag the message names first is the one at fault.
                     GEOMETRY_TAGS
                         .iter()
                         .map(|(k, _, _)| *k)
-                        .find(|k| reason.contains(k))
-                        .unwrap_or("PositionerPrimaryAngleIncrement")
+                        .filter_map(|k| reason.find(k).map(|at| (at, k)))
+                        .min()
+                        .map_or("PositionerPrimaryAngleIncrement", |(_, k)| k)
                 };
                 vec![key.to_string()]
             }

@@ -624,10 +624,17 @@ pub fn assess_plan(
     recon: &ReconstructionOptions,
     opts: &UncertaintyOptions,
 ) -> Result<Option<PlanUncertainty>> {
+    let limit = case.constraints.max_breach_probability;
+    if opts.samples == 0 && limit.is_some() {
+        // Never a silently skipped constraint.
+        return Err(crate::Error::invalid(
+            "constraints.max_breach_probability",
+            "needs the Monte Carlo estimate, but it is disabled (samples = 0)",
+        ));
+    }
     if opts.samples == 0 || plan.status != PlanStatus::Ok || plan.trajectories.is_empty() {
         return Ok(None);
     }
-    let limit = case.constraints.max_breach_probability;
     let n_main = plan.trajectories.len();
     let mut segs: Vec<(Point3<f64>, Point3<f64>)> = plan
         .trajectories
