@@ -686,11 +686,17 @@ fn io_geometry_form_exclusivity() {
     v["views"][0]["geometry"] = g;
     let e = err_of("geom_parallel", &v);
     assert!(e.starts_with("views[0].geometry"), "{e}");
-    // Distortion is parsed strictly, then refused until it is connected.
+    // Distortion is parsed strictly (tests/it/dicom.rs has the model's use).
     let mut v = minimal();
     v["views"][0]["distortion"] = json!({"model": "poly", "degree": 3, "center_px": [512, 512],
         "scale_px": 512, "coeffs_u": [0.0], "coeffs_v": [0.0]});
-    expect_err("distortion", &v, "views[0].distortion", "not connected");
+    expect_err(
+        "distortion",
+        &v,
+        "views[0].distortion.model",
+        "unknown distortion model",
+    );
+    v["views"][0]["distortion"]["model"] = json!("polynomial");
     v["views"][0]["distortion"]["scale_px"] = json!(0);
     expect_err(
         "distortion_scale",
