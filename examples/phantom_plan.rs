@@ -146,7 +146,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let split = t.entry_mm + v * (case.constraints.entry_allowance_mm.min(len) / len);
                 let true_clear = truth.segment_distance_mm(&split, &t.tip_mm)
                     - case.constraints.needle_radius_mm();
-                writeln!(report, "    length {:.1} mm, clearance {:.2} mm on the model, {:.2} mm on the true bone; entry at the lateral end of the reconstructed neck (see README, limits)", t.length_mm, t.min_clearance_mm, true_clear)?;
+                // How far inside the true bone the model's entry lies: the
+                // reconstructed femur is shrunk inside the bone.
+                let entry_depth = -truth.signed_distance_mm(&t.entry_mm);
+                writeln!(report, "    length {:.1} mm, clearance {:.2} mm on the model, {:.2} mm on the true bone; entry {:.1} mm inside the true lateral cortex (see README, limits)", t.length_mm, t.min_clearance_mm, true_clear, entry_depth)?;
             }
         }
         Err(e) => writeln!(report, "from the views alone: {e}")?,
