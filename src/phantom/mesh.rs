@@ -12,8 +12,8 @@ use rand_distr::Normal;
 
 use super::{
     add_noise, arr, draw_lesion, ellipsoid_max_distance, in_image, lesion_contour, place_carms,
-    trace, Body, MeshBody, Phantom, PhantomOptions, Truth, TruthAxis, TruthLesion, TruthSphere,
-    TruthView,
+    trace, truth_views, Body, MeshBody, Phantom, PhantomOptions, Truth, TruthAxis, TruthLesion,
+    TruthSphere,
 };
 use crate::anatomy::FemurLandmarks;
 use crate::case::{Case, MeshFrame, Side};
@@ -272,21 +272,7 @@ impl Phantom {
             world_from_mesh: world_from_mesh.as_ref().map(isometry_to_rows),
             world_from_source: Some(isometry_to_rows(&world_from_source)),
             mesh_step_mm: mean_edge_mm(&wmesh),
-            views: angles
-                .iter()
-                .zip(&carms)
-                .map(|(&(name, a, b), c)| TruthView {
-                    name: name.into(),
-                    sid_mm: c.sid_mm,
-                    sod_mm: c.sod_mm,
-                    primary_angle_deg: a,
-                    secondary_angle_deg: b,
-                    pixel_spacing_mm: c.pixel_spacing_mm,
-                    isocenter_mm: arr(&c.isocenter_mm.coords),
-                    image_size_px: c.image_size_px,
-                    radiograph: format!("{name}.png"),
-                })
-                .collect(),
+            views: truth_views(&angles, &carms),
         };
         let shell_mm = case.cortical_thickness_mm;
         Ok(Phantom {

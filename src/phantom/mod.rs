@@ -376,21 +376,7 @@ impl Phantom {
             world_from_mesh: None,
             world_from_source: None,
             mesh_step_mm: opts.mesh_step_mm,
-            views: angles
-                .iter()
-                .zip(&carms)
-                .map(|(&(name, a, b), c)| TruthView {
-                    name: name.into(),
-                    sid_mm: c.sid_mm,
-                    sod_mm: c.sod_mm,
-                    primary_angle_deg: a,
-                    secondary_angle_deg: b,
-                    pixel_spacing_mm: c.pixel_spacing_mm,
-                    isocenter_mm: arr(&c.isocenter_mm.coords),
-                    image_size_px: c.image_size_px,
-                    radiograph: format!("{name}.png"),
-                })
-                .collect(),
+            views: truth_views(&angles, &carms),
         };
         Ok(Phantom {
             body: Body::Synthetic(Box::new(femur)),
@@ -457,6 +443,25 @@ impl Phantom {
     pub fn entry_mm(&self) -> Point3<f64> {
         Point3::from(self.truth.entry_mm)
     }
+}
+
+/// The truth file's record of each view (geometry and radiograph name).
+fn truth_views(angles: &[ViewAngles], carms: &[CArm]) -> Vec<TruthView> {
+    angles
+        .iter()
+        .zip(carms)
+        .map(|(&(name, a, b), c)| TruthView {
+            name: name.into(),
+            sid_mm: c.sid_mm,
+            sod_mm: c.sod_mm,
+            primary_angle_deg: a,
+            secondary_angle_deg: b,
+            pixel_spacing_mm: c.pixel_spacing_mm,
+            isocenter_mm: arr(&c.isocenter_mm.coords),
+            image_size_px: c.image_size_px,
+            radiograph: format!("{name}.png"),
+        })
+        .collect()
 }
 
 /// One view's name and positioner angles (primary, secondary), degrees.
