@@ -324,6 +324,13 @@ pub fn build_model(case: &Case, opts: &PipelineOptions) -> Result<BuiltModel> {
     model.shaft_axis = shaft;
     model.lesser_trochanter_level_mm = lt;
     model.margin_mm = margin;
+    if source == BoneSource::Reconstructed {
+        model.entry_landmark_mm = recon
+            .as_ref()
+            .filter(|r| r.femur.as_ref().is_some_and(|f| f.lateral.is_some()))
+            .and_then(|r| r.entry.as_ref())
+            .map(|e| e.point);
+    }
     Ok(BuiltModel {
         model,
         reconstruction: recon,

@@ -1,6 +1,8 @@
 //! The hip model the planner works on.
 
 use crate::anatomy::{Axis, Lesion};
+use nalgebra::Point3;
+
 use crate::case::Side;
 use crate::geometry::{BoneSurface, Sphere};
 
@@ -46,6 +48,12 @@ pub struct HipModel {
     pub lesser_trochanter_level_mm: Option<f64>,
     /// The target.
     pub lesion: Lesion,
+    /// The entry point annotated on the lateral cortex (`entry_px`,
+    /// triangulated), world mm, when the bone is reconstructed from views
+    /// that give it. The default entry zone of a reconstructed bone is
+    /// centred there (see
+    /// [`crate::planning::EntryZoneRule::AnnotatedEntryPoint`]).
+    pub entry_landmark_mm: Option<Point3<f64>>,
     /// Extra distance added to the clearance and tip-depth rules for the
     /// model's own uncertainty, mm (0 for a mesh given in the world frame).
     pub margin_mm: f64,
@@ -70,6 +78,7 @@ impl HipModel {
             shaft_axis: None,
             lesser_trochanter_level_mm: None,
             lesion,
+            entry_landmark_mm: None,
             margin_mm: 0.0,
         }
     }

@@ -17,7 +17,7 @@
 use nalgebra::{Point3, Unit, Vector3};
 
 use super::evaluate::Entry;
-use crate::anatomy::HipModel;
+use crate::anatomy::{BoneSource, HipModel};
 use crate::geometry::Sphere;
 
 /// How the entry zone was placed (written to the plan as `entry_zone_rule`).
@@ -37,6 +37,15 @@ pub enum EntryZoneRule {
     /// and half a zone radius above the lesser trochanter (domain.md §7:
     /// never distal to the lesser trochanter).
     LateralCortexAboveLesserTrochanter,
+    /// A bone reconstructed from the views, with the entry point annotated
+    /// on the lateral cortex (`entry_px`): the zone is centred on the
+    /// reconstructed surface next to that point, with the smaller radius
+    /// [`ANNOTATED_ENTRY_ZONE_RADIUS_MM`]. Away from the annotated point
+    /// the reconstructed trochanteric body lies deep inside the true bone
+    /// (it only has to reach the entry), so an entry there would leave an
+    /// unmodelled stretch of bone before the needle reaches it (measured
+    /// 10-15 mm on phantoms with the plain neck-axis zone).
+    AnnotatedEntryPoint,
 }
 
 impl EntryZoneRule {
@@ -51,6 +60,7 @@ impl EntryZoneRule {
             EntryZoneRule::LateralCortexAboveLesserTrochanter => {
                 "lateral_cortex_from_shaft_axis_raised_above_lesser_trochanter"
             }
+            EntryZoneRule::AnnotatedEntryPoint => "annotated_entry_point_on_reconstructed_bone",
         }
     }
 }
@@ -67,12 +77,25 @@ pub struct EntryZone {
 /// Default entry-zone radius, mm (the contract's example `radius_mm`).
 pub const DEFAULT_ENTRY_ZONE_RADIUS_MM: f64 = 15.0;
 
+/// Radius of the default entry zone around an annotated entry point on a
+/// reconstructed bone, mm ([`EntryZoneRule::AnnotatedEntryPoint`]). On the
+/// reconstructed trochanteric body's tip sphere (radius
+/// [`crate::reconstruction::LATERAL_TIP_RADIUS_MM`] = 6 mm, touching the
+/// annotated point from inside) a point 5 mm from the pole lies
+/// 5² / (2 · 6) ≈ 2.1 mm below the tangent plane, so every entry is within
+/// about 2 mm plus the model's inward margin of the true lateral cortex
+/// (for a flat cortex; an entry is never farther than this radius plus the
+/// landmark's error from the annotated point in any case).
+pub const ANNOTATED_ENTRY_ZONE_RADIUS_MM: f64 = 5.0;
+
 /// Smallest cosine between the outward normal at the neck-axis exit and the
 /// lateral direction for the exit to count as lying on the lateral cortex
 /// (60 degrees).
 pub const LATERAL_COS_MIN: f64 = 0.5;
 
-/// The default entry zone: a sphere of [`DEFAULT_ENTRY_ZONE_RADIUS_MM`]
+/// The default entry zone. On a bone reconstructed from views with an
+/// annotated entry point: around that point
+/// ([`EntryZoneRule::AnnotatedEntryPoint`]). Otherwise a sphere of [`DEFAULT_ENTRY_ZONE_RADIUS_MM`]
 /// centred where the neck axis, followed from the head centre away from the
 /// head, leaves the bone ([`EntryZoneRule::NeckAxisExtension`]).
 ///
@@ -89,6 +112,18 @@ pub const LATERAL_COS_MIN: f64 = 0.5;
 /// `None` when the model has no neck axis or no such exit exists.
 #[must_use]
 pub fn default_entry_zone(model: &HipModel) -> Option<EntryZone> {
+    if let (BoneSource::Reconstructed, Some(e)) = (model.bone_source, model.entry_landmark_mm) {
+        let c = model.bone.closest_point(&e);
+        if c.distance_mm.is_finite() {
+            return Some(EntryZone {
+                sphere: Sphere {
+                    center: c.point,
+                    radius_mm: ANNOTATED_ENTRY_ZONE_RADIUS_MM,
+                },
+                rule: EntryZoneRule::AnnotatedEntryPoint,
+            });
+        }
+    }
     let neck = model.neck_axis.as_ref()?;
     let dir = Unit::new_unchecked(-neck.direction.into_inner());
     let start = model.head.center;
