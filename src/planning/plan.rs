@@ -1,4 +1,21 @@
 //! From a [`HipModel`] and a [`Case`] to a [`Plan`].
+//!
+//! Phases: tips on a grid in the lesion (rules 3 and 6 once per tip),
+//! entries on a grid over the entry zone, every pair decided by
+//! [`Rules::check`] in parallel over entries, then the ranking, the local
+//! refinement of the best, and the outputs.
+//!
+//! Ranking (exact branch and bound): the clearance term of [`score`]
+//! saturates at 4 mm, so `score(4 mm, ..)` bounds each safe candidate's
+//! score from above without any bone query. Candidates are scored exactly,
+//! best bound first (clearance queries capped just above the saturation,
+//! which leaves the score unchanged), until the next bound is below the
+//! [`PlanOptions::exact_ranked`]-th best exact score. The ranked list is
+//! therefore the exact top `exact_ranked` by score over every safe grid
+//! candidate (ties by grid indices), and the best is the grid's true
+//! maximum of the score. (Earlier versions pre-sorted the safe candidates by
+//! 1 mm clearance buckets and only the best 256 by bucket were scored
+//! exactly, which could miss the true maximum.)
 
 use std::collections::BTreeMap;
 
@@ -37,8 +54,9 @@ pub struct PlanOptions {
     /// a warning says so, so that at most this many pairs are evaluated
     /// (plus the bounded local refinement). Default 1,000,000.
     pub max_candidates: usize,
-    /// How many of the best safe candidates get their exact clearance
-    /// computed for the final ranking. Default 256.
+    /// Size of the exactly ranked list: the best `exact_ranked` safe
+    /// candidates by [`score`] (exact, by branch and bound; module docs),
+    /// from which the Pareto alternatives are drawn. Default 256.
     pub exact_ranked: usize,
     /// Add a forbidden sphere over the retinacular vessels at the
     /// posterosuperior head-neck junction (domain.md §2, Gautier 2000).
