@@ -29,6 +29,9 @@ const BINS: usize = 16;
 pub(crate) struct Node {
     pub lo: Vector3<f64>,
     pub hi: Vector3<f64>,
+    /// Radius of the box's circumscribed sphere (centred at the box centre),
+    /// widened by a relative `1e-12` so that it stays conservative.
+    pub radius: f64,
     pub first: u32,
     pub count: u32,
 }
@@ -101,6 +104,7 @@ impl Bvh {
         nodes.push(Node {
             lo: Vector3::zeros(),
             hi: Vector3::zeros(),
+            radius: 0.0,
             first: 0,
             count: 0,
         });
@@ -117,6 +121,7 @@ impl Bvh {
             }
             nodes[ni].lo = bb.lo;
             nodes[ni].hi = bb.hi;
+            nodes[ni].radius = (bb.hi - bb.lo).norm() * 0.5 * (1.0 + 1e-12);
             let count = e - s;
             let split = if count <= MAX_LEAF {
                 None
@@ -136,6 +141,7 @@ impl Bvh {
                     let blank = Node {
                         lo: Vector3::zeros(),
                         hi: Vector3::zeros(),
+                        radius: 0.0,
                         first: 0,
                         count: 0,
                     };

@@ -15,16 +15,17 @@
 //! * Segment clearance decision ([`BoneSurface::segment_clears`]): depth-first
 //!   traversal that prunes a node when the segment misses its box inflated by
 //!   the threshold (a slab test: box ⊕ cube contains box ⊕ ball, so pruning
-//!   is conservative), a triangle when the segment is farther than the
+//!   is conservative) or its circumscribed sphere, a triangle when the segment is farther than the
 //!   threshold from the triangle's bounding sphere, and stops at the first
 //!   triangle closer than the threshold. The answer equals the exact
 //!   comparison `segment_distance_mm(a, b) >= threshold_mm`.
 //! * Exact segment distance ([`BoneSurface::segment_distance_mm`]): a
 //!   crossing test first (distance 0), then branch and bound with true lower
 //!   bounds (segment to the node's circumscribed sphere, and the slab test
-//!   against the box inflated by the best distance so far), started below
-//!   growing caps (4, 16, 64 mm, unbounded) so that pruning bites from the
-//!   first node; a result below the cap is exact.
+//!   against the box inflated by the best distance so far), started below a
+//!   cap just above the distance to the triangle closest to the segment's
+//!   midpoint (a point query), so that pruning bites from the first node;
+//!   that triangle lies below the cap, so the result is the exact minimum.
 //! * Rays ([`BoneSurface::first_hit`], [`BoneSurface::ray_crossings`]):
 //!   watertight ray/triangle tests (see [`crate::geometry::segment_intersects_triangle`]).
 //!
@@ -194,13 +195,22 @@ impl Seg {
         point_segment_distance_sq(p, &self.a.coords, &self.d, self.inv_dd)
     }
 
+    /// Whether the segment provably stays farther than `r` from a node's
+    /// box: farther than `r` from its circumscribed sphere (the squared
+    /// comparison is widened by a relative `1e-12`).
+    #[inline]
+    fn misses_sphere(&self, n: &Node, r: f64) -> bool {
+        let c = (n.lo + n.hi) * 0.5;
+        let rr = n.radius + r;
+        self.dist_sq(&c) > rr * rr * (1.0 + 1e-12)
+    }
+
     /// A lower bound on the distance from the segment to a node's box
     /// (distance to the circumscribed sphere), mm.
     #[inline]
     fn node_lower_bound(&self, n: &Node) -> f64 {
         let c = (n.lo + n.hi) * 0.5;
-        let rad = (n.hi - n.lo).norm() * 0.5;
-        (self.dist_sq(&c).sqrt() - rad - SLACK_MM).max(0.0)
+        (self.dist_sq(&c).sqrt() - n.radius - SLACK_MM).max(0.0)
     }
 }
 
@@ -754,19 +764,56 @@ impl BoneSurface {
         if self.segment_intersects(a, b) {
             return 0.0;
         }
-        // Branch and bound below growing caps: with a cap the slab test prunes
-        // from the start (as in the decision); a result below the cap is exact.
-        for cap in [4.0, 16.0, 64.0, f64::INFINITY] {
-            let d = self.distance_below(&seg, a, b, cap);
-            if d < cap {
-                return d;
-            }
+        // Branch and bound below a cap just above the distance to one
+        // triangle (the one closest to the midpoint): the slab test prunes
+        // from the first node, and that triangle's own distance is below the
+        // cap, so the result is the exact minimum.
+        self.distance_below(&seg, a, b, self.seed_cap(a, b))
+    }
+
+    /// An upper bound on the segment's distance to the surface, strictly
+    /// above the distance to the triangle closest to the segment's midpoint.
+    #[inline]
+    fn seed_cap(&self, a: &Point3<f64>, b: &Point3<f64>) -> f64 {
+        let mid = Point3::from((a.coords + b.coords) * 0.5);
+        let (_, k, _, _) = self.closest(&mid);
+        let d = segment_triangle_distance_sq_no_hit(a, b, &self.tris[k as usize], 0.0).sqrt();
+        d * (1.0 + 1e-9) + 1e-9
+    }
+
+    /// `min(segment_distance_mm(a, b), cap_mm)`, bit for bit: the exact
+    /// distance when it is below `cap_mm`, else `cap_mm` (`cap_mm` itself
+    /// when `cap_mm <= 0`). Cheaper than the uncapped distance when only
+    /// values up to a cap matter (ranking scores that saturate): the branch
+    /// and bound prunes by the cap from the first node. `f64::INFINITY`
+    /// (or `cap_mm`, whichever is smaller) for non-finite input; a NaN cap
+    /// counts as no cap.
+    ///
+    /// # Units
+    /// mm.
+    #[must_use]
+    pub fn segment_distance_below_mm(&self, a: &Point3<f64>, b: &Point3<f64>, cap_mm: f64) -> f64 {
+        if cap_mm.is_nan() {
+            return self.segment_distance_mm(a, b);
         }
-        f64::INFINITY
+        if !finite(a) || !finite(b) {
+            return cap_mm;
+        }
+        if cap_mm <= 0.0 {
+            return cap_mm;
+        }
+        if self.segment_intersects(a, b) {
+            return 0.0;
+        }
+        let seg = Seg::new(a, b);
+        // Below either cap the result is the same exact minimum.
+        self.distance_below(&seg, a, b, self.seed_cap(a, b).min(cap_mm))
     }
 
     /// Exact distance from the segment to the surface if it is below `cap`,
     /// else `cap` (branch and bound started with `cap` as the best bound).
+    /// The segment must not cross the surface (`segment_intersects` false):
+    /// there is no crossing test here.
     fn distance_below(&self, seg: &Seg, a: &Point3<f64>, b: &Point3<f64>, cap: f64) -> f64 {
         let nodes = &self.bvh.nodes;
         let mut best = cap;
@@ -788,10 +835,8 @@ impl BoneSurface {
                                 continue;
                             }
                         }
+                        // No crossing test: the callers ran `segment_intersects`.
                         let tri = &self.tris[k as usize];
-                        if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
-                            return 0.0;
-                        }
                         let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, 0.0);
                         if d2 < best_sq {
                             best_sq = d2;
@@ -909,8 +954,9 @@ impl BoneSurface {
                 }
             } else {
                 let l = n.first;
-                let hl = seg.slab(&nodes[l as usize], r);
-                let hr = seg.slab(&nodes[l as usize + 1], r);
+                let (nl, nr) = (&nodes[l as usize], &nodes[l as usize + 1]);
+                let hl = seg.slab(nl, r).filter(|_| !seg.misses_sphere(nl, r));
+                let hr = seg.slab(nr, r).filter(|_| !seg.misses_sphere(nr, r));
                 match (hl, hr) {
                     (Some(x), Some(y)) => {
                         let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };

@@ -179,6 +179,24 @@ impl Rules {
         entry: &Entry,
         tip: &Point3<f64>,
     ) -> Result<(), RejectReason> {
+        if self.check_until_clearance(bone, entry, tip)? {
+            let split = self.split_point(&entry.point, tip);
+            if !bone.segment_clears(&split, tip, self.axis_clearance_mm) {
+                return Err(clearance_reason(bone, &split, tip));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule but rule 2, in the order of [`Rules::check`]; `Ok(true)`
+    /// when rule 2 remains to be checked (the tip lies past the allowance).
+    #[inline]
+    fn check_until_clearance(
+        &self,
+        bone: &BoneSurface,
+        entry: &Entry,
+        tip: &Point3<f64>,
+    ) -> Result<bool, RejectReason> {
         let v = tip - entry.point;
         let len = v.norm();
         if len.is_nan() || len > self.max_length_mm {
@@ -201,16 +219,17 @@ impl Rules {
         if len > ENTRY_STEP_MM && bone.segment_intersects(&start, &split) {
             return Err(RejectReason::LeavesBone);
         }
-        if len > self.entry_allowance_mm
-            && !bone.segment_clears(&split, tip, self.axis_clearance_mm)
-        {
-            return Err(if bone.segment_intersects(&split, tip) {
-                RejectReason::LeavesBone
-            } else {
-                RejectReason::CorticalClearance
-            });
-        }
-        Ok(())
+        Ok(len > self.entry_allowance_mm)
+    }
+
+    /// The axis point `entry_allowance_mm` past the entry (the tip when the
+    /// axis is shorter), exactly as [`Rules::check`] computes it.
+    #[inline]
+    fn split_point(&self, entry: &Point3<f64>, tip: &Point3<f64>) -> Point3<f64> {
+        let v = tip - entry;
+        let len = v.norm();
+        let d = v / len;
+        entry + d * len.min(self.entry_allowance_mm)
     }
 
     /// The contract's `min_clearance_mm` of a trajectory: the exact smallest
@@ -232,5 +251,41 @@ impl Rules {
             *tip
         };
         bone.segment_distance_mm(&split, tip) - self.needle_radius_mm
+    }
+
+    /// [`Rules::min_clearance_mm`] when the distance behind it is below
+    /// `cap_mm + needle_radius_mm`, bit for bit (same split point, same
+    /// expression); otherwise a value `>= cap_mm` up to one rounding of the
+    /// subtraction (about `1e-15` relative). For scores that saturate: pass a
+    /// cap slightly above the saturation point.
+    #[must_use]
+    pub fn min_clearance_below_mm(
+        &self,
+        bone: &BoneSurface,
+        entry: &Point3<f64>,
+        tip: &Point3<f64>,
+        cap_mm: f64,
+    ) -> f64 {
+        let v = tip - entry;
+        let len = v.norm();
+        let split = if len > self.entry_allowance_mm {
+            entry + v * (self.entry_allowance_mm / len)
+        } else {
+            *tip
+        };
+        bone.segment_distance_below_mm(&split, tip, cap_mm + self.needle_radius_mm)
+            - self.needle_radius_mm
+    }
+}
+
+/// Rule 2's reason once it fails: [`RejectReason::LeavesBone`] when the
+/// axis past the allowance crosses the surface, else
+/// [`RejectReason::CorticalClearance`].
+#[inline]
+fn clearance_reason(bone: &BoneSurface, split: &Point3<f64>, tip: &Point3<f64>) -> RejectReason {
+    if bone.segment_intersects(split, tip) {
+        RejectReason::LeavesBone
+    } else {
+        RejectReason::CorticalClearance
     }
 }

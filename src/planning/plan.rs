@@ -1,4 +1,21 @@
 //! From a [`HipModel`] and a [`Case`] to a [`Plan`].
+//!
+//! Phases: tips on a grid in the lesion (rules 3 and 6 once per tip),
+//! entries on a grid over the entry zone, every pair decided by
+//! [`Rules::check`] in parallel over entries, then the ranking, the local
+//! refinement of the best, and the outputs.
+//!
+//! Ranking (exact branch and bound): the clearance term of [`score`]
+//! saturates at 4 mm, so `score(4 mm, ..)` bounds each safe candidate's
+//! score from above without any bone query. Candidates are scored exactly,
+//! best bound first (clearance queries capped just above the saturation,
+//! which leaves the score unchanged), until the next bound is below the
+//! [`PlanOptions::exact_ranked`]-th best exact score. The ranked list is
+//! therefore the exact top `exact_ranked` by score over every safe grid
+//! candidate (ties by grid indices), and the best is the grid's true
+//! maximum of the score. (Earlier versions pre-sorted the safe candidates by
+//! 1 mm clearance buckets and only the best 256 by bucket were scored
+//! exactly, which could miss the true maximum.)
 
 use std::collections::BTreeMap;
 
@@ -37,8 +54,9 @@ pub struct PlanOptions {
     /// a warning says so, so that at most this many pairs are evaluated
     /// (plus the bounded local refinement). Default 1,000,000.
     pub max_candidates: usize,
-    /// How many of the best safe candidates get their exact clearance
-    /// computed for the final ranking. Default 256.
+    /// Size of the exactly ranked list: the best `exact_ranked` safe
+    /// candidates by [`score`] (exact, by branch and bound; module docs),
+    /// from which the Pareto alternatives are drawn. Default 256.
     pub exact_ranked: usize,
     /// Add a forbidden sphere over the retinacular vessels at the
     /// posterosuperior head-neck junction (domain.md §2, Gautier 2000).
@@ -170,7 +188,10 @@ pub fn score(
     length_mm: f64,
     tip_to_centroid_mm: f64,
 ) -> f64 {
-    excess_clearance_mm.min(4.0) - 0.1 * angle_deg - 0.02 * length_mm - 0.1 * tip_to_centroid_mm
+    excess_clearance_mm.min(SATURATION_MM)
+        - 0.1 * angle_deg
+        - 0.02 * length_mm
+        - 0.1 * tip_to_centroid_mm
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -396,9 +417,14 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
         return Ok(p);
     }
 
-    // Ranking: clearance bucket by threshold queries, then exact for the best.
+    // Ranking: branch and bound on the score. The clearance term saturates
+    // at SATURATION_MM, so score(SATURATION_MM, ..) bounds every candidate's
+    // score from above; exact (capped) clearances are computed best bound
+    // first until the bound of the next candidate falls below the k-th best
+    // exact score. The result is the exact top k by score (ties by grid
+    // indices) over every safe candidate, whatever the thread count.
     let centroid = model.lesion.centroid_mm();
-    let mut ranked: Vec<Ranked> = safe
+    let mut pending: Vec<Ranked> = safe
         .par_iter()
         .map(|&(i, j)| {
             let e = &entries[i];
@@ -406,28 +432,17 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
             let v = t - e.point;
             let len = v.norm();
             let d = v / len;
-            let split = e.point + d * len.min(c.entry_allowance_mm);
-            let mut bucket = 0.0;
-            for k in 1..=4 {
-                if model
-                    .bone
-                    .segment_clears(&split, t, rules.axis_clearance_mm + f64::from(k))
-                {
-                    bucket = f64::from(k);
-                } else {
-                    break;
-                }
-            }
             let angle = angle_to_neck_deg(model, &d);
             let cen = (t - centroid).norm();
             Ranked {
                 entry: i,
                 tip: j,
-                excess_mm: bucket,
+                excess_mm: SATURATION_MM,
                 angle_deg: angle,
                 length_mm: len,
                 centrality_mm: cen,
-                score: score(bucket, angle, len, cen),
+                // Upper bound until the clearance is known.
+                score: score(SATURATION_MM, angle, len, cen),
             }
         })
         .collect();
@@ -437,16 +452,15 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
             .then(a.entry.cmp(&b.entry))
             .then(a.tip.cmp(&b.tip))
     };
-    ranked.sort_by(by_score);
-    ranked.truncate(opts.exact_ranked.max(1));
-    ranked.par_iter_mut().for_each(|r| {
-        let e = &entries[r.entry];
-        let t = &tips[r.tip];
-        let clear = rules.min_clearance_mm(&model.bone, &e.point, t);
-        r.excess_mm = clear + rules.needle_radius_mm - rules.axis_clearance_mm;
-        r.score = score(r.excess_mm, r.angle_deg, r.length_mm, r.centrality_mm);
-    });
-    ranked.sort_by(by_score);
+    pending.par_sort_unstable_by(by_score);
+    let ranked = rank_exact(
+        model,
+        &rules,
+        &entries,
+        &tips,
+        &pending,
+        opts.exact_ranked.max(1),
+    );
 
     let mut best_pairs: Vec<(Entry, Point3<f64>)> = Vec::new();
     if c.passes <= 1 {
@@ -515,6 +529,83 @@ fn empty_plan(
     }
 }
 
+/// Where the clearance term of [`score`] saturates, mm.
+const SATURATION_MM: f64 = 4.0;
+
+/// The exact top `k` of `pending` by [`score`] (ties by grid indices), best
+/// first. `pending` holds every safe candidate with its score's upper bound
+/// `score(SATURATION_MM, ..)` in `score`, sorted best bound first.
+///
+/// Branch and bound: candidates are scored exactly in bound order, in
+/// blocks (in parallel within a block), until the next bound is below the
+/// k-th best exact score; no candidate left out can then enter the top `k`
+/// (its score is at most its bound). The scores need the clearance only up
+/// to the saturation, so the distance queries are capped there (plus 1 um,
+/// so a capped value saturates the score exactly as the exact one would);
+/// the survivors then get their exact, unsaturated clearance (for the
+/// Pareto alternatives). Deterministic: the result does not depend on the
+/// block size or the thread count.
+fn rank_exact(
+    model: &HipModel,
+    rules: &Rules,
+    entries: &[Entry],
+    tips: &[Point3<f64>],
+    pending: &[Ranked],
+    k: usize,
+) -> Vec<Ranked> {
+    let by_score = |a: &Ranked, b: &Ranked| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.entry.cmp(&b.entry))
+            .then(a.tip.cmp(&b.tip))
+    };
+    // Clearance (axis distance minus R) at which the excess saturates, + 1 um.
+    let excess_of = |clear: f64| clear + rules.needle_radius_mm - rules.axis_clearance_mm;
+    let cap = rules.axis_clearance_mm - rules.needle_radius_mm + SATURATION_MM + 1e-6;
+    let mut top: Vec<Ranked> = Vec::with_capacity(2 * k + 64);
+    let mut pos = 0;
+    let mut block = 64usize.max(k / 4);
+    while pos < pending.len() {
+        let kth = (top.len() >= k).then(|| top[k - 1].score);
+        if kth.is_some_and(|s| pending[pos].score < s) {
+            break;
+        }
+        let end = (pos + block).min(pending.len());
+        let scored: Vec<Ranked> = pending[pos..end]
+            .par_iter()
+            .filter(|r| kth.is_none_or(|s| r.score >= s))
+            .map(|r| {
+                let clear = rules.min_clearance_below_mm(
+                    &model.bone,
+                    &entries[r.entry].point,
+                    &tips[r.tip],
+                    cap,
+                );
+                let mut r = *r;
+                r.excess_mm = excess_of(clear);
+                r.score = score(r.excess_mm, r.angle_deg, r.length_mm, r.centrality_mm);
+                r
+            })
+            .collect();
+        top.extend(scored);
+        top.sort_by(by_score);
+        top.truncate(k);
+        pos = end;
+        block = (block * 2).min(4096);
+    }
+    // Exact, unsaturated clearance where the cap may have cut it (the score
+    // is unchanged: both saturate).
+    top.par_iter_mut().for_each(|r| {
+        if r.excess_mm + rules.axis_clearance_mm - rules.needle_radius_mm >= cap - 1e-9 {
+            let clear = rules.min_clearance_mm(&model.bone, &entries[r.entry].point, &tips[r.tip]);
+            r.excess_mm = excess_of(clear);
+            r.score = score(r.excess_mm, r.angle_deg, r.length_mm, r.centrality_mm);
+        }
+    });
+    top.sort_by(by_score);
+    top
+}
+
 /// The Pareto-optimal subset of `ranked` (maximise excess clearance,
 /// minimise angle, length and tip-to-centroid distance), in `ranked`'s order.
 fn pareto(ranked: &[Ranked]) -> Vec<Ranked> {
@@ -572,7 +663,10 @@ fn merit(model: &HipModel, rules: &Rules, e: &Entry, t: &Point3<f64>) -> Option<
     let centroid = model.lesion.centroid_mm();
     match rules.check(&model.bone, e, t) {
         Ok(()) if rules.tip_is_deep(&model.bone, t) => {
-            let clear = rules.min_clearance_mm(&model.bone, &e.point, t);
+            // The score saturates: a clearance capped just above the
+            // saturation gives the same score, bit for bit, for less work.
+            let cap = rules.axis_clearance_mm - rules.needle_radius_mm + SATURATION_MM + 1e-6;
+            let clear = rules.min_clearance_below_mm(&model.bone, &e.point, t, cap);
             let excess = clear + rules.needle_radius_mm - rules.axis_clearance_mm;
             Some(Merit::Safe(score(
                 excess,

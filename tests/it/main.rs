@@ -14,5 +14,6 @@ mod planning;
 mod recon;
 mod registration;
 mod render;
+mod speed;
 mod surface;
 mod uncertainty;

@@ -1,0 +1,152 @@
+//! The speed work of issue 5 must not change answers: the capped distance
+//! equals the exact one below the cap, the exact distance (seeded branch and
+//! bound) equals brute force, and the branch-and-bound ranking returns the
+//! exact best grid candidate by the documented score.
+
+use approx::assert_relative_eq;
+use nalgebra::{Point3, Rotation3, Vector3};
+use proptest::prelude::*;
+
+use avnplan::anatomy::{BoneSource, FemurLandmarks, HipModel, Lesion};
+use avnplan::geometry::{BoneSurface, Ellipsoid};
+use avnplan::planning::{candidates, plan_with, score, PlanOptions, PlanStatus, Rules};
+use avnplan::{Case, Side};
+
+use crate::data::femur_mesh;
+use crate::surface::fixtures::{load_femur, needle_segments, BruteForce, FEMURS};
+
+#[test]
+fn capped_distance_is_the_exact_distance_below_the_cap_bit_for_bit() {
+    for k in 0..FEMURS.len() {
+        let Some(f) = load_femur(k) else { continue };
+        let brute = BruteForce::new(f.surface.mesh());
+        let segs = needle_segments(&f, 150, 91 + k as u64);
+        for (i, (a, b)) in segs.iter().enumerate() {
+            let exact = f.surface.segment_distance_mm(a, b);
+            // Exact: brute force over every triangle, 1e-9 mm.
+            if i < 40 {
+                assert_relative_eq!(exact, brute.distance(a, b), epsilon = 1e-9);
+            }
+            for cap in [0.0, 0.5, 3.6, 7.6 + 1e-6, exact, 30.0, f64::INFINITY] {
+                let capped = f.surface.segment_distance_below_mm(a, b, cap);
+                assert_eq!(
+                    capped.to_bits(),
+                    exact.min(cap).to_bits(),
+                    "{}: segment {i}, cap {cap}: {capped} vs exact {exact}",
+                    f.name
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Random segments around the proximal femur (within 60 mm of the head
+    /// centre): capped = min(exact, cap), bit for bit, and the decision at
+    /// any threshold agrees with the exact distance.
+    #[test]
+    fn capped_distance_and_decision_agree_with_exact(
+        k in 0..2usize,
+        a in prop::array::uniform3(-60.0f64..60.0),
+        b in prop::array::uniform3(-60.0f64..60.0),
+        cap in 0.0f64..20.0,
+    ) {
+        let Some(f) = FEMUR_CACHE.with(|c| c[k].clone()) else { return Ok(()) };
+        let a = f.0 + Vector3::from(a);
+        let b = f.0 + Vector3::from(b);
+        let exact = f.1.segment_distance_mm(&a, &b);
+        prop_assert_eq!(f.1.segment_distance_below_mm(&a, &b, cap).to_bits(), exact.min(cap).to_bits());
+        prop_assert_eq!(f.1.segment_clears(&a, &b, cap), exact >= cap);
+    }
+}
+
+thread_local! {
+    /// (head centre, surface) per real femur, loaded once per test thread.
+    static FEMUR_CACHE: Vec<Option<(Point3<f64>, std::sync::Arc<BoneSurface>)>> =
+        (0..FEMURS.len())
+            .map(|k| load_femur(k).map(|f| (f.head_mm, std::sync::Arc::new(f.surface))))
+            .collect();
+}
+
+/// A real femur with the anterosuperior 3.7 mL lesion of the plan tests.
+fn real_model(name: &str) -> Option<(HipModel, Case)> {
+    let mesh = femur_mesh(name)?;
+    let lm = FemurLandmarks::from_mesh(&mesh, Some(Side::Right)).expect("landmarks");
+    let sup = lm.frame.world_from_head.rotation * Vector3::z();
+    let ant = lm.frame.anterior().into_inner();
+    let dir = (sup * 0.8 + ant * 0.6).normalize();
+    let center = lm.head.center + dir * (0.4 * lm.head.radius_mm);
+    let rot = Rotation3::face_towards(&dir, &sup);
+    let lesion =
+        Lesion::Ellipsoid(Ellipsoid::new(center, Vector3::new(9.0, 9.0, 11.0), rot).unwrap());
+    let bone = BoneSurface::new(mesh).expect("bone surface");
+    let mut model = HipModel::new(Side::Right, bone, BoneSource::Mesh, lm.head, lesion);
+    model.neck_axis = Some(lm.neck_axis);
+    model.shaft_axis = Some(lm.shaft_axis);
+    model.lesser_trochanter_level_mm = Some(lm.lesser_trochanter_level_mm);
+    Some((model, Case::new(Side::Right, Vec::new())))
+}
+
+/// The grid's best (refinement off) is the exact maximum of the documented
+/// score over every safe grid candidate (exact clearance for each), ties to
+/// the lowest (entry, tip) grid index: the branch-and-bound ranking misses
+/// nothing.
+#[test]
+fn ranking_returns_the_exact_best_safe_grid_candidate() {
+    for name in ["lhdl_ct_right", "tlem2_right"] {
+        let Some((model, case)) = real_model(name) else {
+            eprintln!("SKIPPED: femur mesh {name} not found");
+            continue;
+        };
+        let mut opts = PlanOptions::default();
+        opts.refine = false;
+        opts.tip_spacing_mm = Some(4.0);
+        opts.entry_spacing_mm = 2.5;
+        opts.exact_ranked = 8;
+        let plan = plan_with(&model, &case, &opts).unwrap();
+        assert_eq!(plan.status, PlanStatus::Ok);
+        // Brute force over the same grid.
+        let rules = Rules::new(&case.constraints, &[], model.margin_mm);
+        let zone = candidates::default_entry_zone(&model).expect("zone");
+        let (entries, _) = candidates::sample_entries(&model, &zone.sphere, 2.5);
+        let tips: Vec<Point3<f64>> = candidates::sample_tips(&model, 4.0)
+            .into_iter()
+            .filter(|t| rules.tip_is_deep(&model.bone, t))
+            .collect();
+        let centroid = model.lesion.centroid_mm();
+        let neck = model.neck_axis.as_ref().unwrap().direction;
+        let mut best: Option<(f64, usize, usize)> = None;
+        let mut safe = 0u64;
+        for (i, e) in entries.iter().enumerate() {
+            for (j, t) in tips.iter().enumerate() {
+                if rules.check(&model.bone, e, t).is_err() {
+                    continue;
+                }
+                safe += 1;
+                let v = t - e.point;
+                let len = v.norm();
+                let d = v / len;
+                let clear = rules.min_clearance_mm(&model.bone, &e.point, t);
+                let excess = clear + rules.needle_radius_mm - rules.axis_clearance_mm;
+                let angle = d.dot(&neck).clamp(-1.0, 1.0).acos().to_degrees();
+                let s = score(excess, angle, len, (t - centroid).norm());
+                if best.is_none_or(|(b, _, _)| s > b) {
+                    best = Some((s, i, j));
+                }
+            }
+        }
+        assert_eq!(plan.safe_candidates, safe, "{name}");
+        let (s, i, j) = best.expect("a safe candidate");
+        let t0 = &plan.trajectories[0];
+        eprintln!("{name}: {safe} safe, best score {s} (plan {})", t0.score);
+        assert_eq!(
+            t0.score.to_bits(),
+            s.to_bits(),
+            "{name}: plan {} vs brute {s}",
+            t0.score
+        );
+        assert_eq!(t0.entry_mm, entries[i].point, "{name}");
+        assert_eq!(t0.tip_mm, tips[j], "{name}");
+    }
+}
