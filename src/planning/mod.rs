@@ -8,10 +8,12 @@
 //! The search: entries on a grid over the entry zone on the lateral cortex
 //! ([`candidates`]), tips on a grid in the lesion, every pair decided
 //! exactly against rules 1-6 of the contract's safety definition
-//! ([`evaluate`]), in parallel over entries; the safe pairs are bucketed by
-//! extra clearance with threshold queries, the best [`PlanOptions::exact_ranked`]
-//! get their exact clearance, are ranked by [`score`], and the best is refined
-//! locally. With `passes > 1`, a greedy maximum-coverage fan through one entry
+//! ([`evaluate`]), in parallel over entries; the safe pairs are ranked by
+//! [`score`] with an exact branch and bound (the score's clearance term
+//! saturates at 4 mm, which bounds every candidate's score without a bone
+//! query; see the `plan` docs), so the best [`PlanOptions::exact_ranked`]
+//! are the grid's exact top by score, and the best is refined locally.
+//! With `passes > 1`, a greedy maximum-coverage fan through one entry
 //! ([`coverage`]).
 
 pub mod candidates;
