@@ -30,8 +30,11 @@
 //!   distance). Both terms are lower bounds, hence so is their maximum; the
 //!   second one discards the fill surfaces.
 //! * a crossing of the line with the solid's surface is a **wall crossing**
-//!   when the crossing point lies within [`WALL_TOL_MM`] of a measured wall,
-//!   otherwise a **fill crossing**.
+//!   when the crossing point lies within [`WALL_TOL_MM`] of a measured wall
+//!   it is level with (the head sphere; a tube only between its first and
+//!   last measured sections: beyond a rim the wall gives way to fill, where
+//!   the true bone flares into the trochanter or metaphysis), otherwise a
+//!   **fill crossing**.
 //!
 //! The line is walked from `entry - BACKOFF_MM d` to the tip in steps of
 //! `step` (crossings found by sign changes, refined by bisection): the
@@ -60,6 +63,26 @@ use super::BACKOFF_MM;
 /// `BLEND_MM / 4` in the fillets.
 pub const WALL_TOL_MM: f64 = BLEND_MM / 4.0 + 0.05;
 
+/// Lower bound of the distance from `p` (world mm) to the measured walls
+/// of `femur` (head sphere, neck and shaft over their measured sections),
+/// mm, minus the femur's shrink: positive inside, away from the walls (see
+/// [`crate::uncertainty`], "One sample"). `None` for a femur whose tubes
+/// have no sections.
+///
+/// # Example
+/// See `tests/it/uncertainty.rs`; a femur needs fitted tubes.
+#[must_use]
+pub fn measured_wall_depth_mm(femur: &ReconstructedFemur, p: &Point3<f64>) -> Option<f64> {
+    SampledFemur::new(femur).map(|s| s.wall_depth_mm(p))
+}
+
+/// The femur's smooth minimum (blend [`BLEND_MM`]).
+fn smin(a: f64, b: f64) -> f64 {
+    let k = BLEND_MM;
+    let h = (k - (a - b).abs()).max(0.0) / k;
+    a.min(b) - k * h * h / 4.0
+}
+
 /// What one sample says about one trajectory.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LineVerdict {
@@ -75,7 +98,7 @@ pub(super) fn ellipse_distance(a: f64, b: f64, x: f64, y: f64) -> f64 {
         std::mem::swap(&mut e0, &mut e1);
         std::mem::swap(&mut y0, &mut y1);
     }
-    if !(e1 > 0.0) {
+    if e1.is_nan() || e1 <= 0.0 {
         return f64::NAN;
     }
     if y1 > 0.0 {
@@ -125,22 +148,28 @@ pub(super) fn ellipse_distance(a: f64, b: f64, x: f64, y: f64) -> f64 {
     }
 }
 
-/// A tube's implicit value on its range (as the femur's) and the distance
-/// to its wall over the measured range `wall`.
-fn tube_parts(tube: &Tube, range: [f64; 2], wall: [f64; 2], p: &Point3<f64>) -> (f64, f64) {
+/// A tube's implicit value on its range, as the femur's but without the
+/// section's visual-hull pull-in (see the module docs).
+fn tube_value(tube: &Tube, range: [f64; 2], p: &Point3<f64>) -> f64 {
     let t = tube.axis.coordinate_mm(p);
     let d = tube.axis.direction.into_inner();
-    let value = {
-        let s = tube.section_at(t);
-        let e1 = s.major_dir.into_inner();
-        let e2 = d.cross(&e1);
-        let o = p - s.center;
-        let (x, y) = (o.dot(&e1), o.dot(&e2));
-        let [a, b] = s.semi_axes_mm;
-        let rho = ((x / a).powi(2) + (y / b).powi(2)).sqrt();
-        let radial = (rho - 1.0) * a.min(b) + s.hull_margin_mm;
-        radial.max(range[0] - t).max(t - range[1])
-    };
+    let s = tube.section_at(t);
+    let e1 = s.major_dir.into_inner();
+    let e2 = d.cross(&e1);
+    let o = p - s.center;
+    let (x, y) = (o.dot(&e1), o.dot(&e2));
+    let [a, b] = s.semi_axes_mm;
+    let rho = ((x / a).powi(2) + (y / b).powi(2)).sqrt();
+    let radial = (rho - 1.0) * a.min(b);
+    radial.max(range[0] - t).max(t - range[1])
+}
+
+/// Distance from `p` to a tube's elliptical wall over the measured range
+/// `wall` (axis coordinates), mm, and whether `p` lies level with that
+/// range (not beyond its rims).
+fn tube_wall_distance(tube: &Tube, wall: [f64; 2], p: &Point3<f64>) -> (f64, bool) {
+    let t = tube.axis.coordinate_mm(p);
+    let d = tube.axis.direction.into_inner();
     let tc = t.clamp(wall[0], wall[1]);
     let s = tube.section_at(tc);
     let e1 = s.major_dir.into_inner();
@@ -148,11 +177,10 @@ fn tube_parts(tube: &Tube, range: [f64; 2], wall: [f64; 2], p: &Point3<f64>) -> 
     let o = p - s.center;
     let (x, y, z) = (o.dot(&e1), o.dot(&e2), o.dot(&d));
     let [a, b] = s.semi_axes_mm;
-    // The zero level of the radial term: the section scaled by 1 - m / min(a, b).
-    let k = (1.0 - s.hull_margin_mm / a.min(b)).max(1e-6);
-    let dr = ellipse_distance(a * k, b * k, x, y);
-    let dz = if (t - tc).abs() > 0.0 { z } else { 0.0 };
-    (value, dr.hypot(dz))
+    let dr = ellipse_distance(a, b, x, y);
+    let beyond = (t - tc).abs() > 0.0;
+    let dz = if beyond { z } else { 0.0 };
+    (dr.hypot(dz), !beyond)
 }
 
 /// The sampled femur's parts at a point.
@@ -163,6 +191,9 @@ struct Parts {
     wall_depth: f64,
     /// Distance to the nearest measured wall (unsigned, no shrink).
     wall_dist: f64,
+    /// Distance to the nearest measured wall among those `p` is level
+    /// with (head; a tube only within its measured range), mm.
+    level_wall_dist: f64,
 }
 
 /// A sampled femur with its measured ranges.
@@ -184,18 +215,38 @@ impl<'a> SampledFemur<'a> {
         })
     }
 
+    /// Component values: head, neck, shaft, lateral body.
+    fn components(&self, p: &Point3<f64>) -> [f64; 4] {
+        let f = self.f;
+        [
+            (p - f.head.center).norm() - f.head.radius_mm,
+            tube_value(&f.neck, f.neck_range_mm, p),
+            tube_value(&f.shaft, f.shaft_range_mm, p),
+            f.lateral.as_ref().map_or(f64::INFINITY, |l| l.value_mm(p)),
+        ]
+    }
+
+    /// The sample's implicit function (the femur's smooth union without the
+    /// sections' hull pull-in, plus the femur's shrink), mm.
+    fn value(&self, p: &Point3<f64>) -> f64 {
+        let [h, n, s, l] = self.components(p);
+        smin(smin(smin(h, n), s), l) + self.f.shrink_mm
+    }
+
     fn parts(&self, p: &Point3<f64>) -> Parts {
         let f = self.f;
-        let hd = (p - f.head.center).norm() - f.head.radius_mm;
-        let (nv, nd) = tube_parts(&f.neck, f.neck_range_mm, self.neck_wall, p);
-        let (sv, sd) = tube_parts(&f.shaft, f.shaft_range_mm, self.shaft_wall, p);
-        let lv = f.lateral.as_ref().map_or(f64::INFINITY, |l| l.value_mm(p));
-        let hard_min = hd.min(nv).min(sv).min(lv);
-        let wall_dist = hd.abs().min(nd).min(sd);
+        let [h, n, s, l] = self.components(p);
+        let hard_min = h.min(n).min(s).min(l);
+        let (nd, n_level) = tube_wall_distance(&f.neck, self.neck_wall, p);
+        let (sd, s_level) = tube_wall_distance(&f.shaft, self.shaft_wall, p);
+        let wall_dist = h.abs().min(nd).min(sd);
+        let level = |d: f64, ok: bool| if ok { d } else { f64::INFINITY };
+        let level_wall_dist = h.abs().min(level(nd, n_level)).min(level(sd, s_level));
         Parts {
-            value: f.value_mm(p),
+            value: smin(smin(smin(h, n), s), l) + f.shrink_mm,
             wall_depth: (-hard_min).max(wall_dist) - f.shrink_mm,
             wall_dist,
+            level_wall_dist,
         }
     }
 
@@ -205,7 +256,7 @@ impl<'a> SampledFemur<'a> {
     }
 
     fn inside(&self, p: &Point3<f64>) -> bool {
-        self.f.value_mm(p) < 0.0
+        self.value(p) < 0.0
     }
 
     /// Outward normal of the solid at `p` (central differences).
@@ -214,7 +265,7 @@ impl<'a> SampledFemur<'a> {
         let g = Vector3::from_fn(|i, _| {
             let mut e = Vector3::zeros();
             e[i] = h;
-            self.f.value_mm(&(p + e)) - self.f.value_mm(&(p - e))
+            self.value(&(p + e)) - self.value(&(p - e))
         });
         Unit::try_new(g, 1e-12)
     }
@@ -232,7 +283,7 @@ impl<'a> SampledFemur<'a> {
             breach: Some(RejectReason::TipTooShallow),
             clearance_mm: depth - rules.needle_radius_mm,
         };
-        if !(tip_parts.value < 0.0) {
+        if tip_parts.value.is_nan() || tip_parts.value >= 0.0 {
             return shallow(-tip_parts.wall_dist);
         }
         let Some(d) = Unit::try_new(tip - entry, 1e-9) else {
@@ -270,7 +321,7 @@ impl<'a> SampledFemur<'a> {
                     }
                 }
                 let x = 0.5 * (lo + hi);
-                let wall = self.parts(&at(x)).wall_dist <= WALL_TOL_MM;
+                let wall = self.parts(&at(x)).level_wall_dist <= WALL_TOL_MM;
                 crossings.push((x, now_in, wall));
             }
             prev_s = s;
