@@ -473,7 +473,7 @@ fn uncertainty_reliability_small() {
 /// breach reasons. Run:
 /// `nice -n 10 cargo test --release --test it uncertainty_reliability_table -- --ignored --nocapture`
 #[test]
-#[ignore = "statistics over hundreds of phantoms (about 20 min on 2 cores)"]
+#[ignore = "statistics over hundreds of phantoms (10-20 s per phantom on a loaded 2-core machine)"]
 fn uncertainty_reliability_table() {
     let env = |k: &str, d: u64| {
         std::env::var(k)
