@@ -4,8 +4,9 @@
 //! model's cortex has a high breach probability, the planned one a low one;
 //! the same seed gives the same numbers on 1 and 2 threads; the standard
 //! error is the binomial one; `max_breach_probability` rejects and never
-//! relaxes. The calibration over hundreds of phantom trajectories is
-//! `examples/uncertainty_calibration.rs` (table in the CHANGELOG/README).
+//! relaxes. The reliability table over hundreds of phantom plans is the
+//! ignored `uncertainty_reliability_table` (a two-phantom version runs by
+//! default).
 
 use avnplan::phantom::{Phantom, PhantomOptions};
 use avnplan::pipeline::{plan_case, plan_to_file, BuiltModel, PipelineOptions};
@@ -60,14 +61,24 @@ fn grazing(built: &BuiltModel, plan: &Plan, target: f64) -> (Point3<f64>, Point3
 }
 
 #[test]
-#[ignore = "known defect (issue 6): since the reconstructed femur gained its thin trochanteric cone, views-only Monte Carlo samples judge the planned line as leaving the bone (p = 0.975 on seed 11) although the plan is safe on the true bone"]
 fn uncertainty_grazing_line_is_likely_to_breach_the_planned_one_is_not() {
     let (ph, built, plan) = phantom_plan(11);
     let best = &plan.trajectories[0];
+    // The line grazing the model's cortex, moved 3 mm further out: the model
+    // is a conservative body (about 1.3 mm automatic margin plus each
+    // section's hull pull-in, 2-3 mm inside the true neck), so a line
+    // grazing the model itself is not a breach of the true bone.
     let graze = grazing(&built, &plan, 0.0);
+    let d = Unit::new_normalize(best.tip_mm - best.entry_mm);
+    let out = d.cross(&Vector3::z()).normalize() * 3.0;
+    let bad_line = (graze.0 + out, graze.1 + out);
+    let truth = avnplan::geometry::BoneSurface::new(ph.mesh.clone()).unwrap();
+    let checker = crate::checker::Checker::new(&ph.mesh);
+    assert!(!true_breach(&truth, &checker, &ph, &best.entry_mm, &best.tip_mm).0);
+    assert!(true_breach(&truth, &checker, &ph, &bad_line.0, &bad_line.1).0);
     let mut uo = UncertaintyOptions::default();
     uo.samples = 40;
-    let segs = [(best.entry_mm, best.tip_mm), graze];
+    let segs = [(best.entry_mm, best.tip_mm), bad_line];
     let u = monte_carlo(
         &ph.case,
         &built.model,
@@ -82,7 +93,7 @@ fn uncertainty_grazing_line_is_likely_to_breach_the_planned_one_is_not() {
     // The planned line keeps >= 2 mm on a model shrunk inside the bone.
     assert!(good.breach_probability <= 0.05, "{good:?}");
     assert!(good.clearance_p05_mm >= 2.0, "{good:?}");
-    // Axis at the needle radius from the model's cortex: no sample keeps 2 mm.
+    // Axis within about 1.5 mm of the sampled walls: no sample keeps 2 mm.
     assert!(bad.breach_probability >= 0.9, "{bad:?}");
     assert!(bad.clearance_p05_mm < 2.0, "{bad:?}");
     // Each sample breaks rule 2 one way or the other: the body too close to
@@ -241,4 +252,258 @@ fn uncertainty_a_limit_is_never_skipped_when_the_monte_carlo_is_off() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("max_breach_probability"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// Reliability of the predicted breach probability against the truth.
+// ---------------------------------------------------------------------------
+
+/// Bins of the predicted probability: `[0, 0]`, `(0, 0.01]`, ... `(0.5, 1]`.
+const BIN_EDGES: [f64; 6] = [0.0, 0.01, 0.05, 0.2, 0.5, 1.0];
+
+/// One judged line: predicted probability, observed breach on the truth, kind.
+#[derive(Debug, Clone)]
+struct Judged {
+    p: f64,
+    breach: bool,
+    kind: &'static str,
+    /// Monte Carlo mean clearance and the true clearance (checker), mm.
+    clearance_mm: (f64, f64),
+}
+
+/// Whether the line `entry -> tip` breaks rules 1-5 on the true bone: the
+/// needle follows the line from far outside (150 mm before the planned
+/// entry: a views-only model lacks the greater trochanter, so the true entry
+/// may lie well lateral of the planned one) and enters where it first meets
+/// the true surface; the independent checker decides there.
+fn true_breach(
+    truth: &avnplan::geometry::BoneSurface,
+    checker: &crate::checker::Checker,
+    ph: &Phantom,
+    entry: &Point3<f64>,
+    tip: &Point3<f64>,
+) -> (bool, f64) {
+    let Some(d) = Unit::try_new(tip - entry, 1e-9) else {
+        return (true, f64::NAN);
+    };
+    let origin = entry - d.into_inner() * 150.0;
+    if truth.contains(&origin) || !truth.contains(tip) {
+        return (true, f64::NAN);
+    }
+    let Some(hit) = truth.first_hit(&origin, &d, (tip - origin).norm()) else {
+        return (true, f64::NAN);
+    };
+    let c = &ph.case.constraints;
+    let v = checker.check(&hit.point, tip, c, &ph.case.forbidden_zones, &|_| true);
+    (
+        v.violations.iter().any(|(r, _)| *r <= 5),
+        v.sampled_clearance_mm,
+    )
+}
+
+/// Plans views-only phantoms `seeds` at 1 px noise (cheap planner options),
+/// judges each plan's trajectories and alternatives and 8 perturbed copies
+/// of its best line (4 translated sideways by a random 0-8 mm, 4 with only
+/// the entry moved by a random 0-8 mm) by the Monte Carlo with `samples`
+/// samples and on the truth.
+fn reliability_rows(seeds: std::ops::Range<u64>, samples: usize) -> (usize, Vec<Judged>) {
+    use rand::{Rng, SeedableRng};
+    let mut rows = Vec::new();
+    let mut plans = 0;
+    for seed in seeds {
+        let mut po = PhantomOptions::default();
+        po.noise_px = 1.0;
+        po.with_mesh = false;
+        let Ok(ph) = Phantom::generate(seed, &po) else {
+            eprintln!("seed {seed}: phantom failed");
+            continue;
+        };
+        let mut opts = quick_pipeline();
+        opts.planning.entry_spacing_mm = 2.0;
+        opts.planning.target_tips = 30;
+        let plan = match plan_case(&ph.case, &opts) {
+            Ok((built, plan)) if plan.status == PlanStatus::Ok => (built, plan),
+            Ok(_) | Err(_) => {
+                eprintln!("seed {seed}: no plan");
+                continue;
+            }
+        };
+        let (built, plan) = plan;
+        plans += 1;
+        let mut segs: Vec<(Point3<f64>, Point3<f64>, &'static str)> = plan
+            .trajectories
+            .iter()
+            .map(|t| (t.entry_mm, t.tip_mm, "plan"))
+            .chain(
+                plan.alternatives
+                    .iter()
+                    .map(|t| (t.entry_mm, t.tip_mm, "alternative")),
+            )
+            .collect();
+        let best = &plan.trajectories[0];
+        let d = Unit::new_normalize(best.tip_mm - best.entry_mm);
+        let a = d.cross(&Vector3::z()).normalize();
+        let b = d.cross(&a);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+        for k in 0..8 {
+            let phi: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+            let r: f64 = rng.random_range(0.0..8.0);
+            let off = (a * phi.cos() + b * phi.sin()) * r;
+            if k < 4 {
+                segs.push((best.entry_mm + off, best.tip_mm + off, "shifted"));
+            } else {
+                segs.push((best.entry_mm + off, best.tip_mm, "tilted"));
+            }
+        }
+        let pairs: Vec<_> = segs.iter().map(|(e, t, _)| (*e, *t)).collect();
+        let mut uo = UncertaintyOptions::default();
+        uo.samples = samples;
+        let Ok(u) = monte_carlo(&ph.case, &built.model, &pairs, &opts.reconstruction, &uo) else {
+            eprintln!("seed {seed}: monte carlo failed");
+            continue;
+        };
+        let truth = avnplan::geometry::BoneSurface::new(ph.mesh.clone()).unwrap();
+        let checker = crate::checker::Checker::new(&ph.mesh);
+        let mut line = format!("seed {seed}:");
+        for ((e, t, kind), tu) in segs.iter().zip(&u.trajectories) {
+            let (breach, true_clearance) = true_breach(&truth, &checker, &ph, e, t);
+            line.push_str(&format!(
+                " {:.2}{}",
+                tu.breach_probability,
+                if breach { "B" } else { "" }
+            ));
+            if std::env::var_os("AVNPLAN_MC_VERBOSE").is_some() && tu.breach_probability > 0.0 {
+                line.push_str(&format!("{:?}", tu.reasons));
+            }
+            rows.push(Judged {
+                p: tu.breach_probability,
+                breach,
+                kind,
+                clearance_mm: (tu.clearance_mean_mm, true_clearance),
+            });
+        }
+        eprintln!("{line}");
+    }
+    (plans, rows)
+}
+
+/// Prints the reliability table; returns per bin (n, mean predicted,
+/// observed frequency, binomial standard error).
+fn reliability_table(rows: &[Judged]) -> Vec<(usize, f64, f64, f64)> {
+    let mut out = Vec::new();
+    println!("| predicted bin | n | mean predicted | observed | |error| | SE | error/SE |");
+    println!("|---|---|---|---|---|---|---|");
+    for i in 0..BIN_EDGES.len() {
+        let (name, sel): (String, Vec<&Judged>) = if i == 0 {
+            ("0".into(), rows.iter().filter(|r| r.p == 0.0).collect())
+        } else {
+            let (lo, hi) = (BIN_EDGES[i - 1], BIN_EDGES[i]);
+            (
+                format!("({lo}, {hi}]"),
+                rows.iter().filter(|r| r.p > lo && r.p <= hi).collect(),
+            )
+        };
+        let n = sel.len();
+        if n == 0 {
+            println!("| {name} | 0 | | | | | |");
+            out.push((0, 0.0, 0.0, 0.0));
+            continue;
+        }
+        let pred = sel.iter().map(|r| r.p).sum::<f64>() / n as f64;
+        let obs = sel.iter().filter(|r| r.breach).count() as f64 / n as f64;
+        // Binomial SE of the observed frequency, from the larger of the
+        // predicted and observed rates (and at least that of 1 event in n).
+        let q = pred.max(obs).max(1.0 / n as f64).min(0.5);
+        let se = (q * (1.0 - q) / n as f64).sqrt();
+        let err = (pred - obs).abs();
+        println!(
+            "| {name} | {n} | {pred:.4} | {obs:.4} | {err:.4} | {se:.4} | {:.2} |",
+            err / se
+        );
+        out.push((n, pred, obs, se));
+    }
+    // Model error the noise does not cover: sampled mean clearance minus the
+    // true clearance, on lines whose true clearance is known.
+    let bias: Vec<f64> = rows
+        .iter()
+        .map(|r| r.clearance_mm.0 - r.clearance_mm.1)
+        .filter(|x| x.is_finite() && x.abs() < 20.0)
+        .collect();
+    let m = bias.iter().sum::<f64>() / bias.len().max(1) as f64;
+    let sd = (bias.iter().map(|x| (x - m).powi(2)).sum::<f64>() / bias.len().max(2) as f64).sqrt();
+    println!(
+        "clearance: Monte Carlo mean minus truth over {} lines: mean {m:.2} mm, sd {sd:.2} mm",
+        bias.len()
+    );
+    for kind in ["plan", "alternative", "shifted", "tilted"] {
+        let sel: Vec<_> = rows.iter().filter(|r| r.kind == kind).collect();
+        println!(
+            "{kind}: n {}, mean predicted {:.4}, observed breaches {}",
+            sel.len(),
+            sel.iter().map(|r| r.p).sum::<f64>() / sel.len().max(1) as f64,
+            sel.iter().filter(|r| r.breach).count()
+        );
+    }
+    out
+}
+
+/// Default run: two phantoms, 16 samples. The plan's own trajectories are
+/// predicted safe (p <= 0.05) and are safe on the truth; lines predicted
+/// likely to breach (p >= 0.5) breach on the truth at least as often as
+/// lines predicted safe (p = 0).
+#[test]
+fn uncertainty_reliability_small() {
+    let (plans, rows) = reliability_rows(1..3, 16);
+    assert!(plans >= 1);
+    reliability_table(&rows);
+    for r in rows.iter().filter(|r| r.kind == "plan") {
+        assert!(r.p <= 0.05 && !r.breach, "{r:?}");
+    }
+    let freq = |sel: Vec<&Judged>| {
+        sel.iter().filter(|r| r.breach).count() as f64 / sel.len().max(1) as f64
+    };
+    let hi = freq(rows.iter().filter(|r| r.p >= 0.5).collect());
+    let lo = freq(rows.iter().filter(|r| r.p == 0.0).collect());
+    assert!(hi >= lo, "observed {hi} at p >= 0.5, {lo} at p = 0");
+}
+
+/// Full table: `AVNPLAN_MC_SEEDS` phantoms (default 500) with
+/// `AVNPLAN_MC_SAMPLES` samples (default 64); the table is printed every
+/// 25 seeds (cumulative); `AVNPLAN_MC_VERBOSE=1` prints each line's
+/// breach reasons. Run:
+/// `nice -n 10 cargo test --release --test it uncertainty_reliability_table -- --ignored --nocapture`
+#[test]
+#[ignore = "statistics over hundreds of phantoms (10-20 s per phantom on a loaded 2-core machine)"]
+fn uncertainty_reliability_table() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let seeds = env("AVNPLAN_MC_SEEDS", 500);
+    let samples = env("AVNPLAN_MC_SAMPLES", 64) as usize;
+    let mut rows = Vec::new();
+    let mut plans = 0;
+    let mut bins = Vec::new();
+    for chunk in (0..seeds).step_by(25) {
+        let (p, r) = reliability_rows(chunk..(chunk + 25).min(seeds), samples);
+        plans += p;
+        rows.extend(r);
+        println!(
+            "seeds 0..{}: {plans} plans, {} lines, {samples} samples each",
+            (chunk + 25).min(seeds),
+            rows.len()
+        );
+        bins = reliability_table(&rows);
+    }
+    let worst = bins
+        .iter()
+        .filter(|b| b.0 > 0)
+        .map(|b| ((b.1 - b.2).abs(), b.3, b.0))
+        .fold((0.0, 0.0, 0), |w, b| if b.0 > w.0 { b } else { w });
+    println!(
+        "largest bin error {:.4} (binomial SE {:.4}, n {})",
+        worst.0, worst.1, worst.2
+    );
 }

@@ -1,0 +1,463 @@
+//! Judging a line on a sampled reconstructed femur without meshing it:
+//! the rules are evaluated on the femur's analytic parts, and only the
+//! *measured* walls count as bone surface.
+//!
+//! A [`ReconstructedFemur`] is made of two kinds of surface:
+//!
+//! * **measured walls**, which the views see: the head sphere, the neck
+//!   tube between its first measured section and the head centre, the shaft
+//!   tube over its measured sections. Annotation noise moves them, and a
+//!   Monte Carlo sample of them is a plausible position of the true wall;
+//! * **fill**, which no view measures: the lateral trochanteric cone, the
+//!   neck's continuation down to the neck-shaft junction and the shaft's
+//!   continuation up to it (and their flat end caps). Fill is a deliberately
+//!   conservative body *inside* the true trochanteric region, whose true
+//!   surface lies outside it by an unknown amount (up to about 20 mm on the
+//!   phantoms). A fill surface is not a position of the true bone's
+//!   surface: a line crossing it, or passing close to it, tells nothing
+//!   about a breach of the true bone.
+//!
+//! So, on a sampled femur (inside = `value_mm < 0`):
+//!
+//! * the **wall distance** `w(p)` is a lower bound of the distance from `p`
+//!   to the measured walls: `max(-min_i f_i(p), min_j dist_j(p)) -
+//!   shrink`, where `f_i` are the component functions (head, neck, shaft,
+//!   lateral body; each `|f_i|` is at most the distance to that component's
+//!   surface, so `-min_i f_i` is at most the distance to the union's
+//!   surface) and `dist_j` the exact distances to the head sphere and to the
+//!   measured lateral patches of the tubes (the elliptical wall of the
+//!   nearest measured section, by Eberly's robust point-to-ellipse
+//!   distance). Both terms are lower bounds, hence so is their maximum; the
+//!   second one discards the fill surfaces.
+//! * a crossing of the line with the solid's surface is a **wall crossing**
+//!   when the crossing point lies within [`WALL_TOL_MM`] of a measured wall
+//!   it is level with (the head sphere; a tube only between its first and
+//!   last measured sections: beyond a rim the wall gives way to fill, where
+//!   the true bone flares into the trochanter or metaphysis), otherwise a
+//!   **fill crossing**.
+//!
+//! The line is walked from `entry - BACKOFF_MM d` to the tip in steps of
+//! `step` (crossings found by sign changes, refined by bisection): the
+//! entry is the first crossing into the solid. Then, in the planner's order
+//! ([`Rules::check`]): rule 4 length (entry to tip), rule 4 incidence (only
+//! at a wall entry: the true bone's surface at a fill entry is not seen),
+//! rule 5 (forbidden spheres), rule 1 (any wall crossing after the entry:
+//! the axis left the measured bone or came back into it; fill crossings are
+//! taken to stay inside the unseen trochanter), rule 2 (`min w - R` over
+//! the axis past the entry allowance, sampled at `step` and refined by a
+//! golden-section search around the smallest sample), rule 3 (tip inside,
+//! `w(tip) >= tip_depth_mm`).
+//!
+//! A crossing chord shorter than `step` can be missed; it lies within
+//! `step / 2` of a wall, which rule 2 then sees past the allowance.
+
+use nalgebra::{Point3, Unit, Vector3};
+
+use crate::planning::{RejectReason, Rules};
+use crate::reconstruction::{ReconstructedFemur, Tube, BLEND_MM};
+
+use super::BACKOFF_MM;
+
+/// A crossing point closer than this to a measured wall is a wall
+/// crossing, mm: the smooth union moves the surface by up to
+/// `BLEND_MM / 4` in the fillets.
+pub const WALL_TOL_MM: f64 = BLEND_MM / 4.0 + 0.05;
+
+/// Lower bound of the distance from `p` (world mm) to the measured walls
+/// of `femur` (head sphere, neck and shaft over their measured sections),
+/// mm, minus the femur's shrink: positive inside, away from the walls (see
+/// [`crate::uncertainty`], "One sample"). `None` for a femur whose tubes
+/// have no sections.
+///
+/// # Example
+/// See `tests/it/uncertainty.rs`; a femur needs fitted tubes.
+#[must_use]
+pub fn measured_wall_depth_mm(femur: &ReconstructedFemur, p: &Point3<f64>) -> Option<f64> {
+    SampledFemur::new(femur).map(|s| s.wall_depth_mm(p))
+}
+
+/// The femur's smooth minimum (blend [`BLEND_MM`]).
+fn smin(a: f64, b: f64) -> f64 {
+    let k = BLEND_MM;
+    let h = (k - (a - b).abs()).max(0.0) / k;
+    a.min(b) - k * h * h / 4.0
+}
+
+/// What one sample says about one trajectory.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LineVerdict {
+    pub breach: Option<RejectReason>,
+    pub clearance_mm: f64,
+}
+
+/// Unsigned distance from `(x, y)` to the ellipse `x^2/a^2 + y^2/b^2 = 1`
+/// (Eberly, "Distance from a point to an ellipse", robust bisection).
+pub(super) fn ellipse_distance(a: f64, b: f64, x: f64, y: f64) -> f64 {
+    let (mut e0, mut e1, mut y0, mut y1) = (a.abs(), b.abs(), x.abs(), y.abs());
+    if e0 < e1 {
+        std::mem::swap(&mut e0, &mut e1);
+        std::mem::swap(&mut y0, &mut y1);
+    }
+    if e1.is_nan() || e1 <= 0.0 {
+        return f64::NAN;
+    }
+    if y1 > 0.0 {
+        if y0 > 0.0 {
+            let z0 = y0 / e0;
+            let z1 = y1 / e1;
+            let g = z0 * z0 + z1 * z1 - 1.0;
+            if g == 0.0 {
+                return 0.0;
+            }
+            let r0 = (e0 / e1).powi(2);
+            let n0 = r0 * z0;
+            let mut s0 = z1 - 1.0;
+            let mut s1 = if g < 0.0 { 0.0 } else { n0.hypot(z1) - 1.0 };
+            let mut s = 0.5 * (s0 + s1);
+            for _ in 0..200 {
+                s = 0.5 * (s0 + s1);
+                if s == s0 || s == s1 {
+                    break;
+                }
+                let g = (n0 / (s + r0)).powi(2) + (z1 / (s + 1.0)).powi(2) - 1.0;
+                if g > 0.0 {
+                    s0 = s;
+                } else if g < 0.0 {
+                    s1 = s;
+                } else {
+                    break;
+                }
+            }
+            let x0 = r0 * y0 / (s + r0);
+            let x1 = y1 / (s + 1.0);
+            ((x0 - y0).powi(2) + (x1 - y1).powi(2)).sqrt()
+        } else {
+            (y1 - e1).abs()
+        }
+    } else {
+        let numer0 = e0 * y0;
+        let denom0 = e0 * e0 - e1 * e1;
+        if numer0 < denom0 {
+            let xde0 = numer0 / denom0;
+            let x0 = e0 * xde0;
+            let x1 = e1 * (1.0 - xde0 * xde0).max(0.0).sqrt();
+            ((x0 - y0).powi(2) + x1 * x1).sqrt()
+        } else {
+            (y0 - e0).abs()
+        }
+    }
+}
+
+/// A tube's implicit value on its range, as the femur's but without the
+/// section's visual-hull pull-in (see the module docs).
+fn tube_value(tube: &Tube, range: [f64; 2], p: &Point3<f64>) -> f64 {
+    let t = tube.axis.coordinate_mm(p);
+    let d = tube.axis.direction.into_inner();
+    let s = tube.section_at(t);
+    let e1 = s.major_dir.into_inner();
+    let e2 = d.cross(&e1);
+    let o = p - s.center;
+    let (x, y) = (o.dot(&e1), o.dot(&e2));
+    let [a, b] = s.semi_axes_mm;
+    let rho = ((x / a).powi(2) + (y / b).powi(2)).sqrt();
+    let radial = (rho - 1.0) * a.min(b);
+    radial.max(range[0] - t).max(t - range[1])
+}
+
+/// Distance from `p` to a tube's elliptical wall over the measured range
+/// `wall` (axis coordinates), mm, and whether `p` lies level with that
+/// range (not beyond its rims).
+fn tube_wall_distance(tube: &Tube, wall: [f64; 2], p: &Point3<f64>) -> (f64, bool) {
+    let t = tube.axis.coordinate_mm(p);
+    let d = tube.axis.direction.into_inner();
+    let tc = t.clamp(wall[0], wall[1]);
+    let s = tube.section_at(tc);
+    let e1 = s.major_dir.into_inner();
+    let e2 = d.cross(&e1);
+    let o = p - s.center;
+    let (x, y, z) = (o.dot(&e1), o.dot(&e2), o.dot(&d));
+    let [a, b] = s.semi_axes_mm;
+    let dr = ellipse_distance(a, b, x, y);
+    let beyond = (t - tc).abs() > 0.0;
+    let dz = if beyond { z } else { 0.0 };
+    (dr.hypot(dz), !beyond)
+}
+
+/// The sampled femur's parts at a point.
+struct Parts {
+    /// `value_mm` of the whole femur (smooth union, with the shrink).
+    value: f64,
+    /// Lower bound of the distance to the measured walls (see module docs).
+    wall_depth: f64,
+    /// Distance to the nearest measured wall (unsigned, no shrink).
+    wall_dist: f64,
+    /// Distance to the nearest measured wall among those `p` is level
+    /// with (head; a tube only within its measured range), mm.
+    level_wall_dist: f64,
+}
+
+/// A sampled femur with its measured ranges.
+pub(super) struct SampledFemur<'a> {
+    f: &'a ReconstructedFemur,
+    neck_wall: [f64; 2],
+    shaft_wall: [f64; 2],
+}
+
+impl<'a> SampledFemur<'a> {
+    pub(super) fn new(f: &'a ReconstructedFemur) -> Option<Self> {
+        let n0 = f.neck.sections.first()?.t_mm;
+        let s0 = f.shaft.sections.first()?.t_mm;
+        let s1 = f.shaft.sections.last()?.t_mm;
+        Some(Self {
+            f,
+            neck_wall: [n0, f.neck_range_mm[1].max(n0)],
+            shaft_wall: [s0, s1],
+        })
+    }
+
+    /// Component values: head, neck, shaft, lateral body.
+    fn components(&self, p: &Point3<f64>) -> [f64; 4] {
+        let f = self.f;
+        [
+            (p - f.head.center).norm() - f.head.radius_mm,
+            tube_value(&f.neck, f.neck_range_mm, p),
+            tube_value(&f.shaft, f.shaft_range_mm, p),
+            f.lateral.as_ref().map_or(f64::INFINITY, |l| l.value_mm(p)),
+        ]
+    }
+
+    /// The sample's implicit function (the femur's smooth union without the
+    /// sections' hull pull-in, plus the femur's shrink), mm.
+    fn value(&self, p: &Point3<f64>) -> f64 {
+        let [h, n, s, l] = self.components(p);
+        smin(smin(smin(h, n), s), l) + self.f.shrink_mm
+    }
+
+    fn parts(&self, p: &Point3<f64>) -> Parts {
+        let f = self.f;
+        let [h, n, s, l] = self.components(p);
+        let hard_min = h.min(n).min(s).min(l);
+        let (nd, n_level) = tube_wall_distance(&f.neck, self.neck_wall, p);
+        let (sd, s_level) = tube_wall_distance(&f.shaft, self.shaft_wall, p);
+        let wall_dist = h.abs().min(nd).min(sd);
+        let level = |d: f64, ok: bool| if ok { d } else { f64::INFINITY };
+        let level_wall_dist = h.abs().min(level(nd, n_level)).min(level(sd, s_level));
+        Parts {
+            value: smin(smin(smin(h, n), s), l) + f.shrink_mm,
+            wall_depth: (-hard_min).max(wall_dist) - f.shrink_mm,
+            wall_dist,
+            level_wall_dist,
+        }
+    }
+
+    /// Lower bound of the distance to the measured walls, mm (see module docs).
+    pub(super) fn wall_depth_mm(&self, p: &Point3<f64>) -> f64 {
+        self.parts(p).wall_depth
+    }
+
+    fn inside(&self, p: &Point3<f64>) -> bool {
+        self.value(p) < 0.0
+    }
+
+    /// Outward normal of the solid at `p` (central differences).
+    fn normal(&self, p: &Point3<f64>) -> Option<Unit<Vector3<f64>>> {
+        let h = 1e-3;
+        let g = Vector3::from_fn(|i, _| {
+            let mut e = Vector3::zeros();
+            e[i] = h;
+            self.value(&(p + e)) - self.value(&(p - e))
+        });
+        Unit::try_new(g, 1e-12)
+    }
+
+    /// Judges the line `entry -> tip` (see the module docs).
+    pub(super) fn judge(
+        &self,
+        rules: &Rules,
+        entry: &Point3<f64>,
+        tip: &Point3<f64>,
+        step: f64,
+    ) -> LineVerdict {
+        let tip_parts = self.parts(tip);
+        let shallow = |depth: f64| LineVerdict {
+            breach: Some(RejectReason::TipTooShallow),
+            clearance_mm: depth - rules.needle_radius_mm,
+        };
+        if tip_parts.value.is_nan() || tip_parts.value >= 0.0 {
+            return shallow(-tip_parts.wall_dist);
+        }
+        let Some(d) = Unit::try_new(tip - entry, 1e-9) else {
+            return shallow(tip_parts.wall_depth);
+        };
+        let d = d.into_inner();
+        let origin = entry - d * BACKOFF_MM;
+        let total = (tip - origin).norm();
+        if self.inside(&origin) {
+            // The line is inside the bone well before the planned entry.
+            let c = self.min_depth(&origin, &d, 0.0, total, step);
+            return LineVerdict {
+                breach: Some(RejectReason::LeavesBone),
+                clearance_mm: c - rules.needle_radius_mm,
+            };
+        }
+        // Walk: crossings (parameter along the line, entering?, wall?).
+        let n = (total / step).ceil().max(1.0) as usize;
+        let h = total / n as f64;
+        let at = |s: f64| origin + d * s;
+        let mut crossings: Vec<(f64, bool, bool)> = Vec::new();
+        let mut prev_s = 0.0;
+        let mut prev_in = false;
+        for k in 1..=n {
+            let s = k as f64 * h;
+            let now_in = self.inside(&at(s));
+            if now_in != prev_in {
+                let (mut lo, mut hi) = (prev_s, s);
+                for _ in 0..30 {
+                    let mid = 0.5 * (lo + hi);
+                    if self.inside(&at(mid)) == prev_in {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                let x = 0.5 * (lo + hi);
+                let wall = self.parts(&at(x)).level_wall_dist <= WALL_TOL_MM;
+                crossings.push((x, now_in, wall));
+            }
+            prev_s = s;
+            prev_in = now_in;
+        }
+        let Some(&(s_entry, _, entry_wall)) = crossings.first() else {
+            return shallow(tip_parts.wall_depth);
+        };
+        let e = at(s_entry);
+        let len = total - s_entry;
+        let split_s = s_entry + len.min(rules.entry_allowance_mm);
+        let clearance_mm = if len > rules.entry_allowance_mm {
+            self.min_depth(&origin, &d, split_s, total, step)
+        } else {
+            tip_parts.wall_depth
+        } - rules.needle_radius_mm;
+        let verdict = |r: Option<RejectReason>| LineVerdict {
+            breach: r,
+            clearance_mm,
+        };
+        if len > rules.max_length_mm {
+            return verdict(Some(RejectReason::TooLong));
+        }
+        if entry_wall {
+            if let Some(nrm) = self.normal(&e) {
+                if -d.dot(&nrm) < rules.min_incidence_sin {
+                    return verdict(Some(RejectReason::LowIncidence));
+                }
+            }
+        }
+        for f in &rules.forbidden {
+            if f.segment_center_distance_mm(&e, tip) < f.radius_mm {
+                return verdict(Some(RejectReason::ForbiddenZone));
+            }
+        }
+        if crossings[1..].iter().any(|c| c.2) {
+            return verdict(Some(RejectReason::LeavesBone));
+        }
+        if len > rules.entry_allowance_mm
+            && clearance_mm + rules.needle_radius_mm < rules.axis_clearance_mm
+        {
+            return verdict(Some(RejectReason::CorticalClearance));
+        }
+        if tip_parts.wall_depth < rules.tip_depth_mm {
+            return verdict(Some(RejectReason::TipTooShallow));
+        }
+        verdict(None)
+    }
+
+    /// Smallest wall depth on `origin + d s`, `s` in `[s0, s1]`: samples
+    /// at about `step`, then a golden-section refinement around the
+    /// smallest one.
+    fn min_depth(
+        &self,
+        origin: &Point3<f64>,
+        d: &Vector3<f64>,
+        s0: f64,
+        s1: f64,
+        step: f64,
+    ) -> f64 {
+        let w = |s: f64| self.wall_depth_mm(&(origin + d * s));
+        let n = ((s1 - s0) / step).ceil().max(1.0) as usize;
+        let h = (s1 - s0) / n as f64;
+        let (mut best_k, mut best) = (0, f64::INFINITY);
+        for k in 0..=n {
+            let v = w(s0 + k as f64 * h);
+            if v < best {
+                best = v;
+                best_k = k;
+            }
+        }
+        let mut a = s0 + best_k.saturating_sub(1) as f64 * h;
+        let mut b = (s0 + (best_k + 1) as f64 * h).min(s1);
+        let g = 0.5 * (5f64.sqrt() - 1.0);
+        let mut c = b - g * (b - a);
+        let mut e = a + g * (b - a);
+        let (mut wc, mut we) = (w(c), w(e));
+        for _ in 0..25 {
+            if wc < we {
+                b = e;
+                e = c;
+                we = wc;
+                c = b - g * (b - a);
+                wc = w(c);
+            } else {
+                a = c;
+                c = e;
+                wc = we;
+                e = a + g * (b - a);
+                we = w(e);
+            }
+        }
+        best.min(wc).min(we)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn ellipse_distance_known_answers() {
+        // Circle: |r - |p||.
+        assert_relative_eq!(ellipse_distance(5.0, 5.0, 3.0, 4.0), 0.0, epsilon = 1e-9);
+        assert_relative_eq!(
+            ellipse_distance(5.0, 5.0, 1.0, 1.0),
+            5.0 - 2f64.sqrt(),
+            epsilon = 1e-9
+        );
+        assert_relative_eq!(ellipse_distance(5.0, 5.0, 6.0, 8.0), 5.0, epsilon = 1e-9);
+        // On the axes of an ellipse (inside, towards the near vertex).
+        assert_relative_eq!(ellipse_distance(10.0, 6.0, 0.0, 2.0), 4.0, epsilon = 1e-9);
+        assert_relative_eq!(ellipse_distance(10.0, 6.0, 9.0, 0.0), 1.0, epsilon = 1e-9);
+        assert_relative_eq!(ellipse_distance(6.0, 10.0, 0.0, -9.0), 1.0, epsilon = 1e-9);
+        // Centre: the semi-minor axis.
+        assert_relative_eq!(ellipse_distance(10.0, 6.0, 0.0, 0.0), 6.0, epsilon = 1e-9);
+    }
+
+    #[test]
+    fn ellipse_distance_matches_a_dense_polygon() {
+        let (a, b) = (14.0, 9.5);
+        for &(x, y) in &[
+            (3.0, 2.0),
+            (-12.0, 1.0),
+            (7.0, -8.0),
+            (20.0, 15.0),
+            (0.5, 9.0),
+        ] {
+            let brute = (0..200_000)
+                .map(|i| {
+                    let t = f64::from(i) / 200_000.0 * std::f64::consts::TAU;
+                    ((a * t.cos() - x).powi(2) + (b * t.sin() - y).powi(2)).sqrt()
+                })
+                .fold(f64::INFINITY, f64::min);
+            assert_relative_eq!(ellipse_distance(a, b, x, y), brute, epsilon = 1e-6);
+        }
+    }
+}
