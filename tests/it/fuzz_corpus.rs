@@ -87,6 +87,11 @@ fn replay_plan_small() {
     assert!(replay("plan_small") > 0);
 }
 
+#[test]
+fn replay_dicom() {
+    assert!(replay("dicom") > 0);
+}
+
 /// The decoder is total: every byte string gives bounded parameters.
 #[test]
 fn decoder_values_stay_in_range_or_are_the_listed_specials() {
