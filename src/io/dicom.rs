@@ -70,8 +70,8 @@ use dicom_core::value::Value as DicomValue;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
-use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use nalgebra::{Point2, Point3};
@@ -635,7 +635,7 @@ impl DicomView {
     pub fn image(&self, frame: u32) -> Result<GrayImage> {
         self.check_frame(frame)?;
         self.require_pixels()?;
-        self.check_decode_size()?;
+        self.check_decode_size(frame)?;
         let px_err = |e: dicom_pixeldata::Error| {
             let msg: String = e.to_string().chars().take(120).collect();
             dicom_err("PixelData", format!("cannot be decoded: {msg}"))
@@ -712,7 +712,7 @@ impl DicomView {
     /// compressed (RLE) pixel data whose declared frame size is more than
     /// [`MAX_RLE_EXPANSION`] times the compressed bytes the file holds:
     /// the decoder allocates the declared size before decoding.
-    fn check_decode_size(&self) -> Result<()> {
+    fn check_decode_size(&self, frame: u32) -> Result<()> {
         let frame_px = u64::from(self.rows) * u64::from(self.columns);
         if frame_px > MAX_DICOM_FRAME_PIXELS {
             return Err(Error::LimitExceeded {
@@ -726,8 +726,7 @@ impl DicomView {
         };
         if let DicomValue::PixelSequence(seq) = e.value() {
             let stored: u64 = seq.fragments().iter().map(|f| f.len() as u64).sum();
-            let spp = unsigned(&self.obj, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?
-                .unwrap_or(1);
+            let spp = unsigned(&self.obj, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?.unwrap_or(1);
             let bits = unsigned(&self.obj, tags::BITS_ALLOCATED, "BitsAllocated")?.unwrap_or(8);
             let need = frame_px * u64::from(spp) * u64::from(bits.div_ceil(8));
             if need > MAX_RLE_EXPANSION * stored {
@@ -737,6 +736,13 @@ impl DicomView {
                         "a frame of {need} bytes cannot be encoded in the {stored} compressed bytes the file holds"
                     ),
                 ));
+            }
+            if self.transfer_syntax_uid == uids::RLE_LOSSLESS {
+                if let Some(fragment) = seq.fragments().get(frame as usize) {
+                    check_rle_fragment(fragment, frame_px, spp * bits.div_ceil(8)).map_err(
+                        |reason| dicom_err("PixelData", format!("frame {frame}: {reason}")),
+                    )?;
+                }
             }
         }
         Ok(())
@@ -807,6 +813,70 @@ pub const MAX_DICOM_INFLATED_BYTES: u64 = MAX_DICOM_FILE_BYTES;
 /// sequence ... count one level each) in a DICOM file.
 pub const MAX_DICOM_NESTING: usize = 64;
 
+/// Checks one RLE Lossless frame (PS3.5 Annex G) before it is decoded: a
+/// 64-byte header with 1 to 15 segments, at least one per byte of a pixel
+/// (`segments_needed`), each segment's range inside the fragment and each
+/// needed segment decoding (PackBits, as the decoder reads it) to at least
+/// `pixels` bytes. The decoder (`dicom-transfer-syntax-registry` 0.10)
+/// indexes past its buffers on fragments that break these rules.
+fn check_rle_fragment(
+    fragment: &[u8],
+    pixels: u64,
+    segments_needed: u32,
+) -> std::result::Result<(), String> {
+    if fragment.len() < 64 {
+        return Err(format!(
+            "RLE fragment of {} bytes is shorter than its 64-byte header",
+            fragment.len()
+        ));
+    }
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            fragment[4 * i],
+            fragment[4 * i + 1],
+            fragment[4 * i + 2],
+            fragment[4 * i + 3],
+        ])
+    };
+    let n = word(0);
+    if !(1..=15).contains(&n) || n < segments_needed {
+        return Err(format!(
+            "RLE header gives {n} segments, {segments_needed} to 15 needed"
+        ));
+    }
+    let n = n as usize;
+    let mut offsets: Vec<usize> = (1..=n).map(|i| word(i) as usize).collect();
+    offsets.push(fragment.len());
+    for ii in 0..segments_needed as usize {
+        let seg = fragment
+            .get(offsets[ii]..offsets[ii + 1])
+            .ok_or_else(|| format!("RLE segment {ii} lies outside its fragment"))?;
+        // PackBits, counting output bytes as the decoder produces them.
+        let (mut i, mut out) = (0usize, 0u64);
+        while i < seg.len() && out < pixels {
+            let h = seg[i] as i8;
+            i += 1;
+            if h >= 0 {
+                let k = (h as usize + 1).min(seg.len() - i);
+                out += k as u64;
+                i += h as usize + 1;
+            } else if h != -128 {
+                if i >= seg.len() {
+                    return Err(format!("RLE segment {ii} ends inside a run"));
+                }
+                out += (1 - isize::from(h)) as u64;
+                i += 1;
+            }
+        }
+        if out < pixels {
+            return Err(format!(
+                "RLE segment {ii} decodes to {out} bytes, Rows x Columns = {pixels}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether the bytes start with the 128-byte preamble, as `dicom-object`
 /// decides when opening a file: `DICM` at byte 128, or no `DICM` at byte
 /// 0 (then the preamble is skipped and the magic checked after it).
@@ -843,7 +913,10 @@ fn check_structure<R: std::io::Read>(mut src: R) -> Result<()> {
     use std::io::Read;
     let read_err = |what: &str, e: String| {
         let msg: String = e.chars().take(120).collect();
-        dicom_err(".", format!("cannot be read as a DICOM file: {what}: {msg}"))
+        dicom_err(
+            ".",
+            format!("cannot be read as a DICOM file: {what}: {msg}"),
+        )
     };
     // The first 132 bytes decide the preamble.
     let mut head = Vec::with_capacity(132);
@@ -966,10 +1039,7 @@ fn check_structure<R: std::io::Read>(mut src: R) -> Result<()> {
                 last_tag = h.tag();
                 None
             }
-            T::LazyValue {
-                header,
-                decoder,
-            } => {
+            T::LazyValue { header, decoder } => {
                 last_tag = header.tag();
                 let len = header.length().get().unwrap_or(0);
                 let before = count.get();
@@ -1382,7 +1452,11 @@ mod tests {
         assert_eq!((v.rows, v.columns, v.frames), (30, 40, 2));
         assert!(v.missing.is_empty() && v.warnings.is_empty());
         let c = v.carm(Point3::origin(), None).unwrap();
-        assert_relative_eq!(c.secondary_angle_rad, carm().secondary_angle_rad, epsilon = 1e-15);
+        assert_relative_eq!(
+            c.secondary_angle_rad,
+            carm().secondary_angle_rad,
+            epsilon = 1e-15
+        );
         assert_eq!(v.image(1).unwrap().pixels().len(), 1200);
         // Without the 128-byte preamble (starts at DICM) too.
         let w = DicomView::from_bytes(&b[128..]).unwrap();
@@ -1392,7 +1466,10 @@ mod tests {
 
     #[test]
     fn from_bytes_refuses_garbage_and_every_truncation() {
-        assert!(matches!(DicomView::from_bytes(&[]), Err(Error::Dicom { .. })));
+        assert!(matches!(
+            DicomView::from_bytes(&[]),
+            Err(Error::Dicom { .. })
+        ));
         assert!(DicomView::from_bytes(&[0u8; 300]).is_err());
         let b = written();
         for cut in (0..b.len()).step_by(7) {
@@ -1414,7 +1491,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The same file on disk: `open` checks it the same way.
-        let path = std::env::temp_dir().join(format!("avnplan_unit_huge_{}.dcm", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("avnplan_unit_huge_{}.dcm", std::process::id()));
         std::fs::write(&path, &b).unwrap();
         assert!(matches!(DicomView::open(&path), Err(Error::Dicom { .. })));
     }
@@ -1425,7 +1503,9 @@ mod tests {
         let mut d = b[..dataset_start(&b)].to_vec();
         for _ in 0..(MAX_DICOM_NESTING + 10) {
             // (0008,1115) SQ, undefined length, then an item of undefined length.
-            d.extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            d.extend_from_slice(&[
+                0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+            ]);
             d.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
         match DicomView::from_bytes(&d) {
@@ -1444,7 +1524,9 @@ mod tests {
         let px = find(&b, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'B']);
         let mut r = b[..px].to_vec();
         r[ts..ts + 19].copy_from_slice(b"1.2.840.10008.1.2.5");
-        r.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        r.extend_from_slice(&[
+            0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
         r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
         r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
         r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
@@ -1452,7 +1534,9 @@ mod tests {
         let v = DicomView::from_bytes(&r).unwrap();
         assert!(v.pixel_problem.is_none());
         match v.image(0) {
-            Err(Error::Dicom { reason, .. }) => assert!(reason.contains("cannot be encoded"), "{reason}"),
+            Err(Error::Dicom { reason, .. }) => {
+                assert!(reason.contains("cannot be encoded"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
         let rows = find(&r, &[0x28, 0x00, 0x10, 0x00, b'U', b'S', 2, 0]);
@@ -1462,5 +1546,65 @@ mod tests {
         let v = DicomView::from_bytes(&r).unwrap();
         assert!(matches!(v.image(0), Err(Error::LimitExceeded { .. })));
         assert!(v.info("x").rows == 5000);
+    }
+
+    /// Fuzz crash (dicom, session 3): an RLE header announcing more
+    /// segments than its fragment holds made the decoder slice past the
+    /// fragment (a panic in `dicom-transfer-syntax-registry`). Input:
+    /// `fuzz/regressions/dicom/rle_header_segments_past_fragment`.
+    #[test]
+    fn rle_fragments_that_break_their_header_are_errors() {
+        let mut ok = vec![0u8; 64];
+        ok[0] = 1;
+        ok[4] = 64;
+        ok.extend_from_slice(&[(256 - 47) as u8, 9]); // 48 bytes of 9
+        assert!(check_rle_fragment(&ok, 48, 1).is_ok());
+        assert!(check_rle_fragment(&ok, 49, 1)
+            .unwrap_err()
+            .contains("decodes to 48"));
+        assert!(check_rle_fragment(&ok, 48, 2).is_err());
+        assert!(check_rle_fragment(&ok[..40], 48, 1).is_err());
+        let mut many = ok.clone();
+        many[0..4].copy_from_slice(&0x0001_0001u32.to_le_bytes());
+        assert!(check_rle_fragment(&many, 48, 1).is_err());
+        let mut outside = ok.clone();
+        outside[4..8].copy_from_slice(&500u32.to_le_bytes());
+        assert!(check_rle_fragment(&outside, 48, 1).is_err());
+        let mut cut_run = ok.clone();
+        cut_run.pop();
+        assert!(check_rle_fragment(&cut_run, 48, 1).is_err());
+        // The fuzzer's file, and one with a decodable frame, through the view.
+        let crash = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/dicom/rle_header_segments_past_fragment"),
+        )
+        .unwrap();
+        if let Ok(v) = DicomView::from_bytes(&crash) {
+            assert!(v.image(0).is_err());
+        }
+        let b = written();
+        let ts = find(&b, b"1.2.840.10008.1.2.1");
+        let px = find(&b, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'B']);
+        let mut r = b[..px].to_vec();
+        r[ts..ts + 19].copy_from_slice(b"1.2.840.10008.1.2.5");
+        r.extend_from_slice(&[
+            0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        let mut frag = vec![0u8; 64];
+        frag[0] = 1;
+        frag[4] = 64;
+        for _ in 0..10 {
+            frag.extend_from_slice(&[(256 - 119) as u8, 9]); // 120 bytes of 9
+        }
+        for _ in 0..2 {
+            r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+            r.extend_from_slice(&(frag.len() as u32).to_le_bytes());
+            r.extend_from_slice(&frag);
+        }
+        r.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let v = DicomView::from_bytes(&r).unwrap();
+        let im = v.image(1).unwrap();
+        assert_eq!(im.pixels().len(), 1200);
     }
 }
