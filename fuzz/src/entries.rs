@@ -350,7 +350,15 @@ pub fn plan_small(bytes: &[u8]) {
         );
         assert!(t.length_mm > 0.0);
         assert!(t.length_mm <= case.constraints.max_length_mm + 1e-9);
-        assert!(t.min_clearance_mm + 1e-9 >= case.constraints.cortical_clearance_mm);
+        assert!(
+            t.min_clearance_mm + 1e-9 >= case.constraints.cortical_clearance_mm,
+            "clearance {} below {} (refine {}, passes {}, margin {}): {t:?}",
+            t.min_clearance_mm,
+            case.constraints.cortical_clearance_mm,
+            o.refine,
+            case.constraints.passes,
+            b.built.model.margin_mm
+        );
         for v in &t.views {
             assert!(v
                 .entry_px

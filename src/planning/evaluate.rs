@@ -201,9 +201,10 @@ impl Rules {
         if len > ENTRY_STEP_MM && bone.segment_intersects(&start, &split) {
             return Err(RejectReason::LeavesBone);
         }
-        if len > self.entry_allowance_mm
-            && !bone.segment_clears(&split, tip, self.axis_clearance_mm)
-        {
+        // A path shorter than the allowance has `split == tip`: its tip must
+        // still have the clearance (the contract's `min_clearance_mm` of
+        // such a path is the tip's; found by fuzzing, plan_small).
+        if !bone.segment_clears(&split, tip, self.axis_clearance_mm) {
             return Err(if bone.segment_intersects(&split, tip) {
                 RejectReason::LeavesBone
             } else {

@@ -591,6 +591,16 @@ fn lesion_grid_far_from_the_origin_does_not_overflow() {
         );
         assert!(pts.iter().all(finite3));
     }
+    // Astronomic axes: the bounds saturate i64 at both ends (the crash).
+    let e = Ellipsoid::new(
+        Point3::origin(),
+        Vector3::new(1e300, 5.0, 5.0),
+        Rotation3::identity(),
+    )
+    .unwrap();
+    let mut pts = Vec::new();
+    Lesion::Ellipsoid(e).grid_points(1.0, &mut pts);
+    assert!(pts.len() <= avnplan::anatomy::MAX_GRID_NODES);
     // And the planner on such a lesion: a plan (none safe) or a typed error.
     let (case, model) = phantom_model();
     let far = Ellipsoid::new(

@@ -300,3 +300,14 @@ fn write_dicom_seeds() {
     rle.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
     std::fs::write(d.join("xa_rle_8x6.dcm"), &rle).unwrap();
 }
+
+/// Fuzz crash (plan_small, session 3): a trajectory shorter than the entry
+/// allowance was accepted without its tip's clearance, so the plan reported
+/// `min_clearance_mm` below the constraint. The entry asserts every
+/// trajectory's clearance; this input planned an 8.7 mm path with 3.13 mm
+/// clearance against 3.48 mm required.
+#[test]
+fn plan_small_short_path_keeps_its_clearance() {
+    let p = fuzz_dir().join("regressions/plan_small/short_path_tip_clearance");
+    entries::plan_small(&std::fs::read(p).unwrap());
+}
