@@ -535,7 +535,11 @@ impl Lesion {
             r
         };
         let count = |r: &[(i64, i64); 3]| -> f64 {
-            r.iter().map(|&(a, b)| (b - a + 1).max(0) as f64).product()
+            // In f64: far from the origin the bounds saturate i64 and
+            // `b - a + 1` would overflow.
+            r.iter()
+                .map(|&(a, b)| (b as f64 - a as f64 + 1.0).max(0.0))
+                .product()
         };
         let mut r = range(h);
         while count(&r) > MAX_GRID_NODES as f64 {

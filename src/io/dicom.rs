@@ -70,6 +70,7 @@ use dicom_core::value::Value as DicomValue;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
@@ -270,10 +271,72 @@ impl DicomView {
                 actual: usize::try_from(meta.len()).unwrap_or(usize::MAX),
             });
         }
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        check_structure(std::io::BufReader::new(f))?;
         let obj = OpenFileOptions::new().open_file(path).map_err(|e| {
             let msg: String = e.to_string().chars().take(120).collect();
             dicom_err(".", format!("cannot be read as a DICOM file: {msg}"))
         })?;
+        Self::from_object(obj, path.to_path_buf())
+    }
+
+    /// [`DicomView::open`] on the bytes of a DICOM file held in memory (a
+    /// DICOM Part 10 file, with or without its 128-byte preamble), e.g.
+    /// received over a network or from an archive. [`DicomView::file`] is
+    /// empty. The same checks and limits apply (module docs, "Limits").
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] above [`MAX_DICOM_FILE_BYTES`], for a
+    /// deflated data set above [`MAX_DICOM_INFLATED_BYTES`] once inflated,
+    /// or nesting deeper than [`MAX_DICOM_NESTING`]; [`Error::Dicom`] as
+    /// for [`DicomView::open`], and when a declared length runs past the
+    /// end of the data.
+    ///
+    /// # Example
+    /// ```
+    /// use avnplan::imaging::CArm;
+    /// use avnplan::io::dicom::{write_xa_dicom, DicomView};
+    /// use avnplan::render::GrayImage;
+    /// use nalgebra::Point3;
+    /// let carm = CArm {
+    ///     sid_mm: 1100.0, sod_mm: 700.0, primary_angle_rad: 0.0,
+    ///     secondary_angle_rad: 0.0, pixel_spacing_mm: [0.2, 0.2],
+    ///     isocenter_mm: Point3::origin(), principal_point_px: None, image_size_px: [8, 4],
+    /// };
+    /// let path = std::env::temp_dir().join("avnplan_doc_dicom_from_bytes.dcm");
+    /// write_xa_dicom(&path, &carm, &[GrayImage::new(8, 4, vec![7; 32]).unwrap()]).unwrap();
+    /// let bytes = std::fs::read(&path).unwrap();
+    /// let view = DicomView::from_bytes(&bytes).unwrap();
+    /// approx::assert_relative_eq!(view.carm(Point3::origin(), None).unwrap().sid_mm, 1100.0);
+    /// // Cut short: a typed error, never a panic.
+    /// assert!(DicomView::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() as u64 > MAX_DICOM_FILE_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "DICOM file bytes".into(),
+                limit: MAX_DICOM_FILE_BYTES as usize,
+                actual: bytes.len(),
+            });
+        }
+        check_structure(bytes)?;
+        let preamble = if has_preamble(bytes) {
+            ReadPreamble::Always
+        } else {
+            ReadPreamble::Never
+        };
+        let obj = OpenFileOptions::new()
+            .read_preamble(preamble)
+            .from_reader(bytes)
+            .map_err(|e| {
+                let msg: String = e.to_string().chars().take(120).collect();
+                dicom_err(".", format!("cannot be read as a DICOM file: {msg}"))
+            })?;
+        Self::from_object(obj, PathBuf::new())
+    }
+
+    /// The checks of [`DicomView::open`] on a parsed object.
+    fn from_object(obj: DefaultDicomObject, file: PathBuf) -> Result<Self> {
         let transfer_syntax_uid = obj
             .meta()
             .transfer_syntax()
@@ -396,7 +459,7 @@ impl DicomView {
             Err(()) => true,
         });
         let mut view = Self {
-            file: path.to_path_buf(),
+            file,
             sop_class_uid,
             transfer_syntax_uid,
             transfer_syntax_name,
@@ -572,6 +635,7 @@ impl DicomView {
     pub fn image(&self, frame: u32) -> Result<GrayImage> {
         self.check_frame(frame)?;
         self.require_pixels()?;
+        self.check_decode_size(frame)?;
         let px_err = |e: dicom_pixeldata::Error| {
             let msg: String = e.to_string().chars().take(120).collect();
             dicom_err("PixelData", format!("cannot be decoded: {msg}"))
@@ -644,6 +708,46 @@ impl DicomView {
         GrayImage::new(self.columns, self.rows, pixels)
     }
 
+    /// Refuses to decode a frame larger than [`MAX_DICOM_FRAME_PIXELS`], or
+    /// compressed (RLE) pixel data whose declared frame size is more than
+    /// [`MAX_RLE_EXPANSION`] times the compressed bytes the file holds:
+    /// the decoder allocates the declared size before decoding.
+    fn check_decode_size(&self, frame: u32) -> Result<()> {
+        let frame_px = u64::from(self.rows) * u64::from(self.columns);
+        if frame_px > MAX_DICOM_FRAME_PIXELS {
+            return Err(Error::LimitExceeded {
+                what: "DICOM Rows x Columns (pixels per frame)".into(),
+                limit: MAX_DICOM_FRAME_PIXELS as usize,
+                actual: usize::try_from(frame_px).unwrap_or(usize::MAX),
+            });
+        }
+        let Ok(Some(e)) = self.obj.element_opt(tags::PIXEL_DATA) else {
+            return Ok(());
+        };
+        if let DicomValue::PixelSequence(seq) = e.value() {
+            let stored: u64 = seq.fragments().iter().map(|f| f.len() as u64).sum();
+            let spp = unsigned(&self.obj, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?.unwrap_or(1);
+            let bits = unsigned(&self.obj, tags::BITS_ALLOCATED, "BitsAllocated")?.unwrap_or(8);
+            let need = frame_px * u64::from(spp) * u64::from(bits.div_ceil(8));
+            if need > MAX_RLE_EXPANSION * stored {
+                return Err(dicom_err(
+                    "PixelData",
+                    format!(
+                        "a frame of {need} bytes cannot be encoded in the {stored} compressed bytes the file holds"
+                    ),
+                ));
+            }
+            if self.transfer_syntax_uid == uids::RLE_LOSSLESS {
+                if let Some(fragment) = seq.fragments().get(frame as usize) {
+                    check_rle_fragment(fragment, frame_px, spp * bits.div_ceil(8)).map_err(
+                        |reason| dicom_err("PixelData", format!("frame {frame}: {reason}")),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The `missing` list of the report: the absent geometry tags, or, when
     /// none is absent but the geometry is still unusable, the keyword that
     /// makes it so (`Modality`, or the tag with an invalid value).
@@ -689,6 +793,284 @@ impl DicomView {
             missing: self.info_missing(),
         }
     }
+}
+
+/// Largest frame decoded into an image by [`DicomView::image`], pixels
+/// (`Rows x Columns`): 2^24, a 4096 x 4096 detector. Larger frames are
+/// still opened (header, geometry, report) but not decoded.
+pub const MAX_DICOM_FRAME_PIXELS: u64 = 1 << 24;
+
+/// Largest ratio of a decoded frame's bytes to the compressed pixel data
+/// bytes of the file (RLE Lossless expands at most 64-fold: a 2-byte
+/// replicate run gives 128 bytes).
+pub const MAX_RLE_EXPANSION: u64 = 64;
+
+/// Largest data set of a deflated transfer syntax once inflated, bytes
+/// (the limit of a file, [`MAX_DICOM_FILE_BYTES`]).
+pub const MAX_DICOM_INFLATED_BYTES: u64 = MAX_DICOM_FILE_BYTES;
+
+/// Deepest nesting of sequences and items (a sequence, its item, a nested
+/// sequence ... count one level each) in a DICOM file.
+pub const MAX_DICOM_NESTING: usize = 64;
+
+/// Checks one RLE Lossless frame (PS3.5 Annex G) before it is decoded: a
+/// 64-byte header with 1 to 15 segments, at least one per byte of a pixel
+/// (`segments_needed`), each segment's range inside the fragment and each
+/// needed segment decoding (PackBits, as the decoder reads it) to at least
+/// `pixels` bytes. The decoder (`dicom-transfer-syntax-registry` 0.10)
+/// indexes past its buffers on fragments that break these rules.
+fn check_rle_fragment(
+    fragment: &[u8],
+    pixels: u64,
+    segments_needed: u32,
+) -> std::result::Result<(), String> {
+    if fragment.len() < 64 {
+        return Err(format!(
+            "RLE fragment of {} bytes is shorter than its 64-byte header",
+            fragment.len()
+        ));
+    }
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            fragment[4 * i],
+            fragment[4 * i + 1],
+            fragment[4 * i + 2],
+            fragment[4 * i + 3],
+        ])
+    };
+    let n = word(0);
+    if !(1..=15).contains(&n) || n < segments_needed {
+        return Err(format!(
+            "RLE header gives {n} segments, {segments_needed} to 15 needed"
+        ));
+    }
+    let n = n as usize;
+    let mut offsets: Vec<usize> = (1..=n).map(|i| word(i) as usize).collect();
+    offsets.push(fragment.len());
+    for ii in 0..segments_needed as usize {
+        let seg = fragment
+            .get(offsets[ii]..offsets[ii + 1])
+            .ok_or_else(|| format!("RLE segment {ii} lies outside its fragment"))?;
+        // PackBits, counting output bytes as the decoder produces them.
+        let (mut i, mut out) = (0usize, 0u64);
+        while i < seg.len() && out < pixels {
+            let h = seg[i] as i8;
+            i += 1;
+            if h >= 0 {
+                let k = (h as usize + 1).min(seg.len() - i);
+                out += k as u64;
+                i += h as usize + 1;
+            } else if h != -128 {
+                if i >= seg.len() {
+                    return Err(format!("RLE segment {ii} ends inside a run"));
+                }
+                out += (1 - isize::from(h)) as u64;
+                i += 1;
+            }
+        }
+        if out < pixels {
+            return Err(format!(
+                "RLE segment {ii} decodes to {out} bytes, Rows x Columns = {pixels}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the bytes start with the 128-byte preamble, as `dicom-object`
+/// decides when opening a file: `DICM` at byte 128, or no `DICM` at byte
+/// 0 (then the preamble is skipped and the magic checked after it).
+fn has_preamble(head: &[u8]) -> bool {
+    let at_128 = head.len() >= 132 && &head[128..132] == b"DICM";
+    at_128 || !(head.len() >= 4 && &head[0..4] == b"DICM")
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    n: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
+}
+
+/// Walks every element header of a DICOM file without reading a value
+/// (`dicom-parser`'s lazy reader, the same header logic as the reader
+/// `dicom-object` uses) and checks that each declared length is backed by
+/// bytes that are really there, that a deflated data set inflates to at
+/// most [`MAX_DICOM_INFLATED_BYTES`] and that sequences nest at most
+/// [`MAX_DICOM_NESTING`] deep. `dicom-object` allocates a value's declared
+/// length (up to 4 GiB) before reading it, and builds nested sequences by
+/// recursion: this check keeps a file of a few bytes from asking for
+/// gigabytes or overflowing the stack.
+fn check_structure<R: std::io::Read>(mut src: R) -> Result<()> {
+    use dicom_core::header::{HasLength, Header};
+    use std::io::Read;
+    let read_err = |what: &str, e: String| {
+        let msg: String = e.chars().take(120).collect();
+        dicom_err(
+            ".",
+            format!("cannot be read as a DICOM file: {what}: {msg}"),
+        )
+    };
+    // The first 132 bytes decide the preamble.
+    let mut head = Vec::with_capacity(132);
+    (&mut src)
+        .take(132)
+        .read_to_end(&mut head)
+        .map_err(|e| read_err("header", e.to_string()))?;
+    let skip = if has_preamble(&head) { 128 } else { 0 };
+    if head.len() < skip + 4 || &head[skip..skip + 4] != b"DICM" {
+        return Err(dicom_err(
+            ".",
+            "cannot be read as a DICOM file: no DICM magic code (at byte 128 or 0)",
+        ));
+    }
+    let rest = head.get(skip + 4..).unwrap_or(&[]).to_vec();
+    let mut src = std::io::Cursor::new(rest).chain(src);
+    // File meta group: explicit VR little endian, as dicom-object reads it.
+    use dicom_encoding::decode::Decode;
+    let dec = dicom_encoding::decode::file_header_decoder();
+    let truncated = |tag: Tag, len: u32| {
+        dicom_err(
+            ".",
+            format!(
+                "cannot be read as a DICOM file: element {tag} declares {len} bytes, more than the file holds"
+            ),
+        )
+    };
+    let skip_exact = |src: &mut dyn Read, tag: Tag, len: u32| -> Result<Vec<u8>> {
+        // Values of up to 1 KiB are kept (the transfer syntax UID).
+        let mut keep = Vec::new();
+        let n = if len <= 1024 {
+            src.take(u64::from(len))
+                .read_to_end(&mut keep)
+                .map_err(|e| read_err("meta", e.to_string()))? as u64
+        } else {
+            std::io::copy(&mut src.take(u64::from(len)), &mut std::io::sink())
+                .map_err(|e| read_err("meta", e.to_string()))?
+        };
+        if n != u64::from(len) {
+            return Err(truncated(tag, len));
+        }
+        Ok(keep)
+    };
+    let (h, _) = dec
+        .decode_header(&mut src)
+        .map_err(|e| read_err("meta", e.to_string()))?;
+    if h.tag() != Tag(0x0002, 0x0000) || h.length().get() != Some(4) {
+        // dicom-object refuses this without allocating.
+        return Ok(());
+    }
+    let mut gl = [0u8; 4];
+    src.read_exact(&mut gl)
+        .map_err(|e| read_err("meta", e.to_string()))?;
+    let group_length = u32::from_le_bytes(gl);
+    let mut total = 0u32;
+    let mut ts_uid = String::new();
+    while total < group_length {
+        let (h, hb) = dec
+            .decode_header(&mut src)
+            .map_err(|e| read_err("meta", e.to_string()))?;
+        let Some(len) = h.length().get() else {
+            return Ok(());
+        };
+        let v = skip_exact(&mut src, h.tag(), len)?;
+        if h.tag() == tags::TRANSFER_SYNTAX_UID {
+            ts_uid = String::from_utf8_lossy(&v)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        }
+        total = total.saturating_add(hb as u32).saturating_add(len);
+    }
+    // The data set, in its transfer syntax (dicom-object refuses unknown
+    // ones and those it cannot read without touching the data set).
+    let Some(ts) = TransferSyntaxRegistry.get(&ts_uid) else {
+        return Ok(());
+    };
+    let stream: Box<dyn Read + '_> = match ts.codec() {
+        dicom_encoding::transfer_syntax::Codec::Dataset(Some(adapter)) => {
+            adapter.adapt_reader(Box::new(src))
+        }
+        dicom_encoding::transfer_syntax::Codec::Dataset(None) => return Ok(()),
+        _ => Box::new(src),
+    };
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counted = Counted {
+        inner: stream.take(MAX_DICOM_INFLATED_BYTES + 1),
+        n: count.clone(),
+    };
+    let parser = dicom_parser::DynStatefulDecoder::new_with(
+        counted,
+        ts,
+        dicom_encoding::text::SpecificCharacterSet::default(),
+        0,
+    )
+    .map_err(|e| read_err("data set", e.to_string()))?;
+    let mut reader = dicom_parser::dataset::lazy_read::LazyDataSetReader::new(parser);
+    let mut depth = 0usize;
+    let mut last_tag = Tag(0x7FE0, 0x0010);
+    while let Some(token) = reader.advance() {
+        use dicom_parser::dataset::LazyDataToken as T;
+        use dicom_parser::StatefulDecode;
+        let token = token.map_err(|e| read_err("data set", e.to_string()))?;
+        let value_len = match token {
+            T::SequenceStart { .. } | T::PixelSequenceStart | T::ItemStart { .. } => {
+                depth += 1;
+                if depth > MAX_DICOM_NESTING {
+                    return Err(Error::LimitExceeded {
+                        what: "DICOM sequence nesting".into(),
+                        limit: MAX_DICOM_NESTING,
+                        actual: depth,
+                    });
+                }
+                None
+            }
+            T::SequenceEnd | T::ItemEnd => {
+                depth = depth.saturating_sub(1);
+                None
+            }
+            T::ElementHeader(h) => {
+                last_tag = h.tag();
+                None
+            }
+            T::LazyValue { header, decoder } => {
+                last_tag = header.tag();
+                let len = header.length().get().unwrap_or(0);
+                let before = count.get();
+                decoder
+                    .skip_bytes(len)
+                    .map_err(|e| read_err("data set", e.to_string()))?;
+                Some((len, before))
+            }
+            T::LazyItemValue { len, decoder } => {
+                let before = count.get();
+                decoder
+                    .skip_bytes(len)
+                    .map_err(|e| read_err("data set", e.to_string()))?;
+                Some((len, before))
+            }
+            _ => None,
+        };
+        if let Some((len, before)) = value_len {
+            if count.get() - before != u64::from(len) {
+                return Err(truncated(last_tag, len));
+            }
+        }
+        if count.get() > MAX_DICOM_INFLATED_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "DICOM data set bytes (inflated)".into(),
+                limit: MAX_DICOM_INFLATED_BYTES as usize,
+                actual: usize::try_from(count.get()).unwrap_or(usize::MAX),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The 8-bit mapping of the samples: the DICOM linear window when given
@@ -1035,5 +1417,194 @@ mod tests {
             assert!((i32::from(*a) - i32::from(*b) * 255 / 250).abs() <= 1);
         }
         assert!(v.image(2).is_err());
+    }
+
+    /// The bytes of a written two-frame 40 x 30 file.
+    fn written() -> Vec<u8> {
+        let dir = std::env::temp_dir().join("avnplan_unit_dicom");
+        std::fs::create_dir_all(&dir).unwrap();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("bytes_{}_{k}.dcm", std::process::id()));
+        let px: Vec<u8> = (0..40 * 30).map(|i| (i % 251) as u8).collect();
+        let img = GrayImage::new(40, 30, px).unwrap();
+        write_xa_dicom(&path, &carm(), &[img.clone(), img]).unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    fn find(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len())
+            .position(|w| w == needle)
+            .expect("pattern in the file")
+    }
+
+    /// Byte offset where the data set starts (after the file meta group).
+    fn dataset_start(b: &[u8]) -> usize {
+        let gl = u32::from_le_bytes(b[140..144].try_into().unwrap()) as usize;
+        144 + gl
+    }
+
+    #[test]
+    fn from_bytes_reads_what_open_reads() {
+        let b = written();
+        let v = DicomView::from_bytes(&b).unwrap();
+        assert!(v.file.as_os_str().is_empty());
+        assert_eq!((v.rows, v.columns, v.frames), (30, 40, 2));
+        assert!(v.missing.is_empty() && v.warnings.is_empty());
+        let c = v.carm(Point3::origin(), None).unwrap();
+        assert_relative_eq!(
+            c.secondary_angle_rad,
+            carm().secondary_angle_rad,
+            epsilon = 1e-15
+        );
+        assert_eq!(v.image(1).unwrap().pixels().len(), 1200);
+        // Without the 128-byte preamble (starts at DICM) too.
+        let w = DicomView::from_bytes(&b[128..]).unwrap();
+        assert_eq!(w.geometry, v.geometry);
+        assert_eq!(w.image(0).unwrap().pixels(), v.image(0).unwrap().pixels());
+    }
+
+    #[test]
+    fn from_bytes_refuses_garbage_and_every_truncation() {
+        assert!(matches!(
+            DicomView::from_bytes(&[]),
+            Err(Error::Dicom { .. })
+        ));
+        assert!(DicomView::from_bytes(&[0u8; 300]).is_err());
+        let b = written();
+        for cut in (0..b.len()).step_by(7) {
+            assert!(DicomView::from_bytes(&b[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// A Pixel Data element declaring almost 4 GiB in a 1.4 kB file: a
+    /// typed error before anything that size is allocated.
+    #[test]
+    fn declared_length_past_the_end_is_refused() {
+        let mut b = written();
+        let at = find(&b, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'B']);
+        b[at + 8..at + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        match DicomView::from_bytes(&b) {
+            Err(Error::Dicom { reason, .. }) => {
+                assert!(reason.contains("declares"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same file on disk: `open` checks it the same way.
+        let path =
+            std::env::temp_dir().join(format!("avnplan_unit_huge_{}.dcm", std::process::id()));
+        std::fs::write(&path, &b).unwrap();
+        assert!(matches!(DicomView::open(&path), Err(Error::Dicom { .. })));
+    }
+
+    #[test]
+    fn deep_sequence_nesting_is_a_limit() {
+        let b = written();
+        let mut d = b[..dataset_start(&b)].to_vec();
+        for _ in 0..(MAX_DICOM_NESTING + 10) {
+            // (0008,1115) SQ, undefined length, then an item of undefined length.
+            d.extend_from_slice(&[
+                0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+            ]);
+            d.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        match DicomView::from_bytes(&d) {
+            Err(Error::LimitExceeded { limit, .. }) => assert_eq!(limit, MAX_DICOM_NESTING),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The file made RLE Lossless with one 8-byte fragment: opened, but a
+    /// frame of 1200 bytes cannot come out of 8 compressed bytes, and a
+    /// 5000 x 5000 frame is above the decoding limit.
+    #[test]
+    fn compressed_frames_are_bounded_by_their_data() {
+        let b = written();
+        let ts = find(&b, b"1.2.840.10008.1.2.1");
+        let px = find(&b, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'B']);
+        let mut r = b[..px].to_vec();
+        r[ts..ts + 19].copy_from_slice(b"1.2.840.10008.1.2.5");
+        r.extend_from_slice(&[
+            0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        r.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let v = DicomView::from_bytes(&r).unwrap();
+        assert!(v.pixel_problem.is_none());
+        match v.image(0) {
+            Err(Error::Dicom { reason, .. }) => {
+                assert!(reason.contains("cannot be encoded"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let rows = find(&r, &[0x28, 0x00, 0x10, 0x00, b'U', b'S', 2, 0]);
+        r[rows + 8..rows + 10].copy_from_slice(&5000u16.to_le_bytes());
+        let cols = find(&r, &[0x28, 0x00, 0x11, 0x00, b'U', b'S', 2, 0]);
+        r[cols + 8..cols + 10].copy_from_slice(&5000u16.to_le_bytes());
+        let v = DicomView::from_bytes(&r).unwrap();
+        assert!(matches!(v.image(0), Err(Error::LimitExceeded { .. })));
+        assert!(v.info("x").rows == 5000);
+    }
+
+    /// Fuzz crash (dicom, session 3): an RLE header announcing more
+    /// segments than its fragment holds made the decoder slice past the
+    /// fragment (a panic in `dicom-transfer-syntax-registry`). Input:
+    /// `fuzz/regressions/dicom/rle_header_segments_past_fragment`.
+    #[test]
+    fn rle_fragments_that_break_their_header_are_errors() {
+        let mut ok = vec![0u8; 64];
+        ok[0] = 1;
+        ok[4] = 64;
+        ok.extend_from_slice(&[(256 - 47) as u8, 9]); // 48 bytes of 9
+        assert!(check_rle_fragment(&ok, 48, 1).is_ok());
+        assert!(check_rle_fragment(&ok, 49, 1)
+            .unwrap_err()
+            .contains("decodes to 48"));
+        assert!(check_rle_fragment(&ok, 48, 2).is_err());
+        assert!(check_rle_fragment(&ok[..40], 48, 1).is_err());
+        let mut many = ok.clone();
+        many[0..4].copy_from_slice(&0x0001_0001u32.to_le_bytes());
+        assert!(check_rle_fragment(&many, 48, 1).is_err());
+        let mut outside = ok.clone();
+        outside[4..8].copy_from_slice(&500u32.to_le_bytes());
+        assert!(check_rle_fragment(&outside, 48, 1).is_err());
+        let mut cut_run = ok.clone();
+        cut_run.pop();
+        assert!(check_rle_fragment(&cut_run, 48, 1).is_err());
+        // The fuzzer's file, and one with a decodable frame, through the view.
+        let crash = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/dicom/rle_header_segments_past_fragment"),
+        )
+        .unwrap();
+        if let Ok(v) = DicomView::from_bytes(&crash) {
+            assert!(v.image(0).is_err());
+        }
+        let b = written();
+        let ts = find(&b, b"1.2.840.10008.1.2.1");
+        let px = find(&b, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'B']);
+        let mut r = b[..px].to_vec();
+        r[ts..ts + 19].copy_from_slice(b"1.2.840.10008.1.2.5");
+        r.extend_from_slice(&[
+            0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        let mut frag = vec![0u8; 64];
+        frag[0] = 1;
+        frag[4] = 64;
+        for _ in 0..10 {
+            frag.extend_from_slice(&[(256 - 119) as u8, 9]); // 120 bytes of 9
+        }
+        for _ in 0..2 {
+            r.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+            r.extend_from_slice(&(frag.len() as u32).to_le_bytes());
+            r.extend_from_slice(&frag);
+        }
+        r.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let v = DicomView::from_bytes(&r).unwrap();
+        let im = v.image(1).unwrap();
+        assert_eq!(im.pixels().len(), 1200);
     }
 }

@@ -81,6 +81,11 @@ impl Default for PlanOptions {
     }
 }
 
+/// Largest number of rays the entry grid casts onto the bone (about
+/// `pi (radius / spacing)^2` for the entry zone): a larger zone widens the
+/// entry spacing, with a warning, so that planning time stays bounded.
+pub const MAX_ENTRY_RAYS: usize = 1 << 20;
+
 /// Whether a plan found a safe trajectory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanStatus {
@@ -331,6 +336,16 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
 
     // Entries, coarsened if the pair count would exceed the limit.
     let mut entry_h = opts.entry_spacing_mm;
+    // The entry grid casts about pi (r / h)^2 rays before any entry is
+    // counted: bound that first, so that a huge entry zone cannot hang.
+    let min_h = zone.sphere.radius_mm * (std::f64::consts::PI / MAX_ENTRY_RAYS as f64).sqrt();
+    if entry_h < min_h {
+        entry_h = min_h;
+        warnings.push(format!(
+            "entry zone of radius {:.1} mm: entry spacing widened to {entry_h:.2} mm (at most {MAX_ENTRY_RAYS} entry rays)",
+            zone.sphere.radius_mm
+        ));
+    }
     let (mut entries, mut below_lt) = sample_entries(model, &zone.sphere, entry_h);
     while entries.len().saturating_mul(tips.len().max(1)) > opts.max_candidates && entries.len() > 1
     {

@@ -569,6 +569,109 @@ fn exploding_candidates_stay_within_the_limit() {
     assert!(plan_with(model, case, &o).is_err());
 }
 
+/// Fuzz crash (plan_small, session 3): a lesion far from the origin made
+/// the lattice count `b - a + 1` overflow i64 in `Lesion::grid_points`
+/// (a panic with overflow checks, a wrong count without). Input:
+/// `fuzz/regressions/plan_small/lesion_far_away_grid_overflow`.
+#[test]
+fn lesion_grid_far_from_the_origin_does_not_overflow() {
+    for c in [1e300, -1e300, 1e19, f64::MAX / 4.0] {
+        let e = Ellipsoid::new(
+            Point3::new(c, -c, 0.5 * c),
+            Vector3::new(5.0, 6.0, 7.0),
+            Rotation3::identity(),
+        )
+        .unwrap();
+        let mut pts = Vec::new();
+        Lesion::Ellipsoid(e).grid_points(1.0, &mut pts);
+        assert!(
+            pts.len() <= avnplan::anatomy::MAX_GRID_NODES,
+            "{c}: {}",
+            pts.len()
+        );
+        assert!(pts.iter().all(finite3));
+    }
+    // Astronomic axes: the bounds saturate i64 at both ends (the crash).
+    let e = Ellipsoid::new(
+        Point3::origin(),
+        Vector3::new(1e300, 5.0, 5.0),
+        Rotation3::identity(),
+    )
+    .unwrap();
+    let mut pts = Vec::new();
+    Lesion::Ellipsoid(e).grid_points(1.0, &mut pts);
+    assert!(pts.len() <= avnplan::anatomy::MAX_GRID_NODES);
+    // And the planner on such a lesion: a plan (none safe) or a typed error.
+    let (case, model) = phantom_model();
+    let far = Ellipsoid::new(
+        Point3::new(1e300, 0.0, 0.0),
+        Vector3::new(5.0, 5.0, 5.0),
+        Rotation3::identity(),
+    )
+    .unwrap();
+    let m = with_lesion(model, Lesion::Ellipsoid(far));
+    let mut o = small_opts();
+    o.refine = false;
+    if let Ok(p) = plan_with(&m, case, &o) {
+        assert_eq!(p.status, PlanStatus::NoSafeTrajectory);
+    }
+}
+
+/// Fuzz crash (plan_small, session 3): a lesion of astronomic axes has an
+/// infinite volume; the plan file refuses to write it with a typed error
+/// naming the field, never a NaN/inf in JSON. Input:
+/// `fuzz/regressions/plan_small/lesion_infinite_volume_in_plan_file`.
+#[test]
+fn lesion_of_infinite_volume_is_a_typed_error_when_written() {
+    let (case, model) = phantom_model();
+    let e = Ellipsoid::new(
+        model.head.center,
+        Vector3::new(1e300, 1e300, 5.0),
+        Rotation3::identity(),
+    )
+    .unwrap();
+    let m = with_lesion(model, Lesion::Ellipsoid(e));
+    let mut o = small_opts();
+    o.refine = false;
+    o.max_candidates = 50;
+    let Ok(plan) = plan_with(&m, case, &o) else {
+        return;
+    };
+    assert!(plan.coverage.is_finite());
+    let mut built = build_model(case, &PipelineOptions::default()).unwrap();
+    built.model = m;
+    match to_json_string(&plan_to_file(&built, &plan)) {
+        Ok(json) => assert!(!json.contains("NaN") && !json.contains("inf")),
+        Err(Error::Invalid { field, .. }) => assert!(field.contains("lesion_volume_ml"), "{field}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// An entry zone of 1 km radius at the default 0.75 mm spacing would cast
+/// ~5 x 10^12 rays: the spacing is widened to stay within
+/// `MAX_ENTRY_RAYS`, with a warning (found while reading the fuzz target's
+/// decoder: its specials include 1e300 for a radius).
+#[test]
+fn huge_entry_zone_is_bounded_by_the_ray_limit() {
+    let (case, model) = phantom_model();
+    let mut case = case.clone();
+    for r in [1e6, 1e300] {
+        case.entry_zone = Some(Sphere::new(model.head.center, r).unwrap());
+        let mut o = small_opts();
+        o.entry_spacing_mm = 0.75;
+        o.refine = false;
+        let plan = plan_with(model, &case, &o).unwrap();
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("entry spacing widened")),
+            "{:?}",
+            plan.warnings
+        );
+        assert!(plan.coverage.is_finite());
+    }
+}
+
 // ---------------------------------------------------------------------
 // Determinism.
 // ---------------------------------------------------------------------

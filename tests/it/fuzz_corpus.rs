@@ -87,6 +87,11 @@ fn replay_plan_small() {
     assert!(replay("plan_small") > 0);
 }
 
+#[test]
+fn replay_dicom() {
+    assert!(replay("dicom") > 0);
+}
+
 /// The decoder is total: every byte string gives bounded parameters.
 #[test]
 fn decoder_values_stay_in_range_or_are_the_listed_specials() {
@@ -233,4 +238,76 @@ fn write_seed_corpus() {
     let mut mid = vec![1u8];
     mid.extend(std::iter::repeat_n([0u8, 0x80, 0x00], 40).flatten());
     put("plan_small", "mid", &mid);
+}
+
+/// Writes the DICOM seeds into `fuzz/seeds/dicom/` (run by hand): small
+/// files of `write_xa_dicom` (one and three frames, with and without the
+/// preamble) and variants patched by bytes (DX modality, RLE transfer
+/// syntax with a short fragment, a Pixel Data length past the end).
+#[test]
+#[ignore = "writes fuzz/seeds/dicom; run by hand"]
+fn write_dicom_seeds() {
+    use avnplan::imaging::CArm;
+    use avnplan::io::dicom::write_xa_dicom;
+    use avnplan::render::GrayImage;
+    let d = fuzz_dir().join("seeds").join("dicom");
+    std::fs::create_dir_all(&d).unwrap();
+    let carm = |w: u32, h: u32| CArm {
+        sid_mm: 1000.0,
+        sod_mm: 600.0,
+        primary_angle_rad: 0.5,
+        secondary_angle_rad: -0.25,
+        pixel_spacing_mm: [0.3, 0.3],
+        isocenter_mm: nalgebra::Point3::origin(),
+        principal_point_px: None,
+        image_size_px: [w, h],
+    };
+    let tmp = std::env::temp_dir().join("avnplan_seed.dcm");
+    let write = |w: u32, h: u32, frames: usize| {
+        let img = GrayImage::new(w, h, (0..w * h).map(|i| (i * 37 % 256) as u8).collect()).unwrap();
+        write_xa_dicom(&tmp, &carm(w, h), &vec![img; frames]).unwrap();
+        std::fs::read(&tmp).unwrap()
+    };
+    let find = |hay: &[u8], n: &[u8]| hay.windows(n.len()).position(|w| w == n).unwrap();
+    let one = write(8, 6, 1);
+    std::fs::write(d.join("xa_8x6.dcm"), &one).unwrap();
+    std::fs::write(d.join("xa_6x4x3.dcm"), write(6, 4, 3)).unwrap();
+    std::fs::write(d.join("xa_no_preamble.dcm"), &one[128..]).unwrap();
+    let mut dx = one.clone();
+    let m = find(&dx, b"XA");
+    dx[m..m + 2].copy_from_slice(b"DX");
+    std::fs::write(d.join("dx_8x6.dcm"), &dx).unwrap();
+    let px = find(&one, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'B']);
+    let mut long = one.clone();
+    long[px + 8..px + 12].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    std::fs::write(d.join("pixel_length_past_end.dcm"), &long).unwrap();
+    let ts = find(&one, b"1.2.840.10008.1.2.1");
+    let mut rle = one[..px].to_vec();
+    rle[ts..ts + 19].copy_from_slice(b"1.2.840.10008.1.2.5");
+    rle.extend_from_slice(&[
+        0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
+    rle.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+    // An RLE frame: header of 64 bytes (1 segment at offset 64), then a
+    // replicate run of 48 bytes of value 9 (-47 as i8) and padding.
+    let mut frag = vec![0u8; 64];
+    frag[0] = 1;
+    frag[4] = 64;
+    frag.extend_from_slice(&[(256 - 47) as u8, 9]);
+    rle.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+    rle.extend_from_slice(&(frag.len() as u32).to_le_bytes());
+    rle.extend_from_slice(&frag);
+    rle.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    std::fs::write(d.join("xa_rle_8x6.dcm"), &rle).unwrap();
+}
+
+/// Fuzz crash (plan_small, session 3): a trajectory shorter than the entry
+/// allowance was accepted without its tip's clearance, so the plan reported
+/// `min_clearance_mm` below the constraint. The entry asserts every
+/// trajectory's clearance; this input planned an 8.7 mm path with 3.13 mm
+/// clearance against 3.48 mm required.
+#[test]
+fn plan_small_short_path_keeps_its_clearance() {
+    let p = fuzz_dir().join("regressions/plan_small/short_path_tip_clearance");
+    entries::plan_small(&std::fs::read(p).unwrap());
 }
