@@ -72,6 +72,10 @@ pub const MAX_ANNOTATION_POINTS: usize = 100_000;
 pub const MAX_VIEW_NAME_CHARS: usize = 64;
 /// Fewest points on a head outline (contract).
 pub const MIN_HEAD_OUTLINE_POINTS: usize = 5;
+/// Largest semi-axis of a case's ellipsoid lesion, mm. A lesion lies in the
+/// femoral head (radius 20-27 mm, domain.md §7); a larger axis is a unit
+/// error (metres for millimetres, say), refused when the case is read.
+pub const MAX_LESION_SEMI_AXIS_MM: f64 = 100.0;
 /// Smallest angle between the viewing lines of the two most different
 /// views, degrees (contract).
 pub const MIN_VIEW_ANGLE_DEG: f64 = 10.0;
@@ -1148,6 +1152,14 @@ impl CaseFile {
                     let r = rotation_from_rows(&format!("{f}.rotation"), &e.rotation)?;
                     for (k, a) in e.semi_axes_mm.iter().enumerate() {
                         ensure_positive(&format!("{f}.semi_axes_mm[{k}]"), *a)?;
+                        if *a > MAX_LESION_SEMI_AXIS_MM {
+                            return Err(Error::invalid(
+                                format!("{f}.semi_axes_mm[{k}]"),
+                                format!(
+                                    "{a} mm is larger than any femoral head (at most {MAX_LESION_SEMI_AXIS_MM} mm; lengths are in mm)"
+                                ),
+                            ));
+                        }
                     }
                     LesionSpec::Ellipsoid(
                         Ellipsoid::new(Point3::from(e.center_mm), Vector3::from(e.semi_axes_mm), r)

@@ -476,6 +476,17 @@ fn io_lesion_rules() {
     let mut v = full.clone();
     v["lesion"]["ellipsoid"]["semi_axes_mm"] = json!([10, 0, 6]);
     expect_err("semi", &v, "lesion.ellipsoid.semi_axes_mm[1]", "> 0");
+    // Metres for millimetres, or an overflow bomb: refused on reading.
+    for (k, big) in [(0, 150.0), (2, 1e300)] {
+        let mut v = full.clone();
+        v["lesion"]["ellipsoid"]["semi_axes_mm"][k] = json!(big);
+        expect_err(
+            "semi_big",
+            &v,
+            &format!("lesion.ellipsoid.semi_axes_mm[{k}]"),
+            "larger than any femoral head",
+        );
+    }
     let mut v = full.clone();
     v["lesion"]["ellipsoid"]["rotation"] = json!([[1, 0, 0], [0, 1, 0.001], [0, 0, 1]]);
     expect_err(
