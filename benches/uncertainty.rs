@@ -28,7 +28,8 @@ fn bench_uncertainty(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(20));
     // About 12 ms of CPU per sample (one reconstruction; the rules are
     // evaluated on the analytic femur, no meshing): 1000 samples take about
-    // 6-7 s per iteration on 2 cores, over CI's budget for one bench, so
+    // 3.9 s per iteration on 2 cores (quiet machine), 80 s of criterion's
+    // quick run: over CI's budget for one bench, so
     // they are measured with AVNPLAN_BENCH_FULL=1.
     let sizes: &[usize] = if std::env::var_os("AVNPLAN_BENCH_FULL").is_some() {
         &[10, 100, 1000]
