@@ -179,25 +179,6 @@ impl Rules {
         entry: &Entry,
         tip: &Point3<f64>,
     ) -> Result<(), RejectReason> {
-        if self.check_until_clearance(bone, entry, tip)? {
-            let split = self.split_point(&entry.point, tip);
-            if !bone.segment_clears(&split, tip, self.axis_clearance_mm) {
-                return Err(clearance_reason(bone, &split, tip));
-            }
-        }
-        Ok(())
-    }
-
-    /// Every rule but rule 2, in the order of [`Rules::check`]; `Ok(true)`
-    /// when rule 2 remains to be checked (always: a path shorter than the
-    /// allowance is checked at its tip).
-    #[inline]
-    fn check_until_clearance(
-        &self,
-        bone: &BoneSurface,
-        entry: &Entry,
-        tip: &Point3<f64>,
-    ) -> Result<bool, RejectReason> {
         let v = tip - entry.point;
         let len = v.norm();
         if len.is_nan() || len > self.max_length_mm {
@@ -216,24 +197,41 @@ impl Rules {
             }
         }
         let start = entry.point + d * ENTRY_STEP_MM;
-        let split = entry.point + d * len.min(self.entry_allowance_mm);
-        if len > ENTRY_STEP_MM && bone.segment_intersects(&start, &split) {
+        let split = self.clearance_start(&entry.point, tip, &v, len);
+        if bone.segment_intersects(&start, &split) {
             return Err(RejectReason::LeavesBone);
         }
-        // A path shorter than the allowance has `split == tip`: its tip must
-        // still have the clearance (the contract's `min_clearance_mm` of
-        // such a path is the tip's; found by fuzzing, plan_small).
-        Ok(true)
+        // Rule 2. A path shorter than the allowance has `split == tip`: its
+        // tip must still have the clearance (the contract's
+        // `min_clearance_mm` of such a path is the tip's; found by fuzzing,
+        // plan_small).
+        if !bone.segment_clears(&split, tip, self.axis_clearance_mm) {
+            return Err(if bone.segment_intersects(&split, tip) {
+                RejectReason::LeavesBone
+            } else {
+                RejectReason::CorticalClearance
+            });
+        }
+        Ok(())
     }
 
-    /// The axis point `entry_allowance_mm` past the entry (the tip when the
-    /// axis is shorter), exactly as [`Rules::check`] computes it.
+    /// Where rule 2 starts on the axis `entry -> tip` (`v = tip - entry`,
+    /// `len = |v|`): `entry_allowance_mm` past the entry, or the tip itself
+    /// when the axis is shorter. One expression for the decision and the
+    /// reported clearance.
     #[inline]
-    fn split_point(&self, entry: &Point3<f64>, tip: &Point3<f64>) -> Point3<f64> {
-        let v = tip - entry;
-        let len = v.norm();
-        let d = v / len;
-        entry + d * len.min(self.entry_allowance_mm)
+    fn clearance_start(
+        &self,
+        entry: &Point3<f64>,
+        tip: &Point3<f64>,
+        v: &Vector3<f64>,
+        len: f64,
+    ) -> Point3<f64> {
+        if len > self.entry_allowance_mm {
+            entry + v * (self.entry_allowance_mm / len)
+        } else {
+            *tip
+        }
     }
 
     /// The contract's `min_clearance_mm` of a trajectory: the exact smallest
@@ -248,12 +246,7 @@ impl Rules {
         tip: &Point3<f64>,
     ) -> f64 {
         let v = tip - entry;
-        let len = v.norm();
-        let split = if len > self.entry_allowance_mm {
-            entry + v * (self.entry_allowance_mm / len)
-        } else {
-            *tip
-        };
+        let split = self.clearance_start(entry, tip, &v, v.norm());
         bone.segment_distance_mm(&split, tip) - self.needle_radius_mm
     }
 
@@ -271,25 +264,8 @@ impl Rules {
         cap_mm: f64,
     ) -> f64 {
         let v = tip - entry;
-        let len = v.norm();
-        let split = if len > self.entry_allowance_mm {
-            entry + v * (self.entry_allowance_mm / len)
-        } else {
-            *tip
-        };
+        let split = self.clearance_start(entry, tip, &v, v.norm());
         bone.segment_distance_below_mm(&split, tip, cap_mm + self.needle_radius_mm)
             - self.needle_radius_mm
-    }
-}
-
-/// Rule 2's reason once it fails: [`RejectReason::LeavesBone`] when the
-/// axis past the allowance crosses the surface, else
-/// [`RejectReason::CorticalClearance`].
-#[inline]
-fn clearance_reason(bone: &BoneSurface, split: &Point3<f64>, tip: &Point3<f64>) -> RejectReason {
-    if bone.segment_intersects(split, tip) {
-        RejectReason::LeavesBone
-    } else {
-        RejectReason::CorticalClearance
     }
 }

@@ -461,12 +461,6 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
             }
         })
         .collect();
-    let by_score = |a: &Ranked, b: &Ranked| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.entry.cmp(&b.entry))
-            .then(a.tip.cmp(&b.tip))
-    };
     pending.par_sort_unstable_by(by_score);
     let ranked = rank_exact(
         model,
@@ -547,6 +541,21 @@ fn empty_plan(
 /// Where the clearance term of [`score`] saturates, mm.
 const SATURATION_MM: f64 = 4.0;
 
+/// Best score first, ties by grid indices (entry, then tip).
+fn by_score(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(a.entry.cmp(&b.entry))
+        .then(a.tip.cmp(&b.tip))
+}
+
+/// The clearance (axis distance minus the needle radius) at which the
+/// excess of [`score`] saturates, plus 1 um: a clearance query capped there
+/// gives the same score, bit for bit, as the exact one.
+fn saturation_cap_mm(rules: &Rules) -> f64 {
+    rules.axis_clearance_mm - rules.needle_radius_mm + SATURATION_MM + 1e-6
+}
+
 /// The exact top `k` of `pending` by [`score`] (ties by grid indices), best
 /// first. `pending` holds every safe candidate with its score's upper bound
 /// `score(SATURATION_MM, ..)` in `score`, sorted best bound first.
@@ -568,15 +577,8 @@ fn rank_exact(
     pending: &[Ranked],
     k: usize,
 ) -> Vec<Ranked> {
-    let by_score = |a: &Ranked, b: &Ranked| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.entry.cmp(&b.entry))
-            .then(a.tip.cmp(&b.tip))
-    };
-    // Clearance (axis distance minus R) at which the excess saturates, + 1 um.
     let excess_of = |clear: f64| clear + rules.needle_radius_mm - rules.axis_clearance_mm;
-    let cap = rules.axis_clearance_mm - rules.needle_radius_mm + SATURATION_MM + 1e-6;
+    let cap = saturation_cap_mm(rules);
     let mut top: Vec<Ranked> = Vec::with_capacity(2 * k + 64);
     let mut pos = 0;
     let mut block = 64usize.max(k / 4);
@@ -680,8 +682,8 @@ fn merit(model: &HipModel, rules: &Rules, e: &Entry, t: &Point3<f64>) -> Option<
         Ok(()) if rules.tip_is_deep(&model.bone, t) => {
             // The score saturates: a clearance capped just above the
             // saturation gives the same score, bit for bit, for less work.
-            let cap = rules.axis_clearance_mm - rules.needle_radius_mm + SATURATION_MM + 1e-6;
-            let clear = rules.min_clearance_below_mm(&model.bone, &e.point, t, cap);
+            let clear =
+                rules.min_clearance_below_mm(&model.bone, &e.point, t, saturation_cap_mm(rules));
             let excess = clear + rules.needle_radius_mm - rules.axis_clearance_mm;
             Some(Merit::Safe(score(
                 excess,
