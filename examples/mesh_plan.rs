@@ -15,6 +15,10 @@
 //! [--side left|right] [--lesion X,Y,Z,R]`
 //! (try it on `../shared/data/femur/*/femur_r.stl`).
 
+mod support {
+    pub mod report;
+}
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -288,29 +292,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             t.down_the_barrel_rad.1.to_degrees()
         )?;
     }
-    writeln!(
-        r,
-        "coverage: {:.0}% of the lesion within {} mm",
-        plan.coverage * 100.0,
-        case.constraints.coverage_radius_mm
-    )?;
-    if !plan.reasons.is_empty() {
-        writeln!(
-            r,
-            "rejections: {}",
-            plan.reasons
-                .iter()
-                .map(|(k, n)| format!("{} {n}", k.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )?;
-    }
-    for w in &plan.warnings {
-        writeln!(r, "warning: {w}")?;
-    }
-    writeln!(r, "time: {:.1} s", t0.elapsed().as_secs_f64())?;
-    std::fs::write(out.join("report.txt"), &r)?;
-    print!("{r}");
-    println!("pictures and files in {}", out.display());
+    support::report::finish_report(&mut r, &plan, &case, t0, &out)?;
     Ok(())
 }

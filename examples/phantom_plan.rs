@@ -11,6 +11,10 @@
 //!
 //! Run: `cargo run --release --example phantom_plan [-- OUT_DIR [SEED]]`
 
+mod support {
+    pub mod report;
+}
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -154,30 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(e) => writeln!(report, "from the views alone: {e}")?,
     }
-    writeln!(
-        report,
-        "coverage: {:.0}% of the lesion within {} mm",
-        plan.coverage * 100.0,
-        case.constraints.coverage_radius_mm
-    )?;
-    if !plan.reasons.is_empty() {
-        writeln!(
-            report,
-            "rejections: {}",
-            plan.reasons
-                .iter()
-                .map(|(r, n)| format!("{} {n}", r.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )?;
-    }
-    for w in &plan.warnings {
-        writeln!(report, "warning: {w}")?;
-    }
-    writeln!(report, "time: {:.1} s", t0.elapsed().as_secs_f64())?;
-    std::fs::write(out.join("report.txt"), &report)?;
-    print!("{report}");
-    println!("pictures and files in {}", out.display());
+    support::report::finish_report(&mut report, &plan, &case, t0, &out)?;
     if plan.status != PlanStatus::Ok {
         println!("(no safe trajectory on this phantom: see the rejections above)");
     }

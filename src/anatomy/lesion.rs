@@ -1060,30 +1060,8 @@ mod tests {
     #[test]
     fn mesh_lesion_cube_moments_and_inside() {
         // Cube [0, 2]^3 built with shared-vertex diagonals (rays hit edges).
-        let v: Vec<_> = (0..8)
-            .map(|i| {
-                Point3::new(
-                    2.0 * (i & 1) as f64,
-                    2.0 * ((i >> 1) & 1) as f64,
-                    2.0 * ((i >> 2) & 1) as f64,
-                )
-            })
-            .collect();
-        let t = vec![
-            [0, 2, 1],
-            [1, 2, 3],
-            [4, 5, 6],
-            [5, 7, 6],
-            [0, 1, 4],
-            [1, 5, 4],
-            [2, 6, 3],
-            [3, 6, 7],
-            [0, 4, 2],
-            [2, 4, 6],
-            [1, 3, 5],
-            [3, 7, 5],
-        ];
-        let m = LesionMesh::new(TriMesh::new(v.clone(), t.clone()).unwrap()).unwrap();
+        let cube = TriMesh::cuboid(Point3::origin(), Point3::new(2.0, 2.0, 2.0)).unwrap();
+        let m = LesionMesh::new(cube.clone()).unwrap();
         let l = Lesion::Mesh(m);
         assert_relative_eq!(l.volume_ml(), 0.008, epsilon = 1e-15);
         assert_relative_eq!(l.centroid_mm(), Point3::new(1.0, 1.0, 1.0), epsilon = 1e-12);
@@ -1103,8 +1081,9 @@ mod tests {
         // Lattice 0, 0.5, .. 2 in each axis; the half-open rule keeps 4 per axis in z.
         assert!(g.len() >= 64 && g.len() <= 125, "{}", g.len());
         // Open mesh and inverted mesh are rejected.
-        assert!(LesionMesh::new(TriMesh::new(v.clone(), t[..11].to_vec()).unwrap()).is_err());
-        let mut inv = TriMesh::new(v, t).unwrap();
+        let open = TriMesh::new(cube.vertices.clone(), cube.triangles[..11].to_vec()).unwrap();
+        assert!(LesionMesh::new(open).is_err());
+        let mut inv = cube;
         inv.flip_orientation();
         assert!(matches!(LesionMesh::new(inv), Err(Error::Mesh { .. })));
     }

@@ -61,6 +61,60 @@ impl TriMesh {
         })
     }
 
+    /// The axis-aligned box with opposite corners `min_mm` and `max_mm`
+    /// (any frame, mm): 8 vertices, 12 triangles, outward winding. Vertex
+    /// `i` has bit 0 of `i` choosing x, bit 1 y and bit 2 z (0 for `min_mm`,
+    /// 1 for `max_mm`). Handy for test solids, forbidden boxes and lesion
+    /// meshes.
+    ///
+    /// # Errors
+    /// [`Error::Mesh`] when a coordinate is not finite or the box is flat or
+    /// inverted on some axis (`max_mm` not above `min_mm`).
+    ///
+    /// # Example
+    /// ```
+    /// use approx::assert_relative_eq;
+    /// use avnplan::geometry::TriMesh;
+    /// use nalgebra::Point3;
+    ///
+    /// let m = TriMesh::cuboid(Point3::origin(), Point3::new(2.0, 3.0, 4.0)).unwrap();
+    /// assert_eq!(m.triangles.len(), 12);
+    /// assert_relative_eq!(m.signed_volume_mm3(), 24.0, epsilon = 1e-12);
+    /// ```
+    pub fn cuboid(min_mm: Point3<f64>, max_mm: Point3<f64>) -> Result<Self> {
+        if !(0..3).all(|k| max_mm[k] - min_mm[k] > 0.0 && (max_mm[k] - min_mm[k]).is_finite()) {
+            return Err(Error::mesh(
+                "box",
+                "needs finite corners with max above min on every axis",
+            ));
+        }
+        let pick = |bit: bool, k: usize| if bit { max_mm[k] } else { min_mm[k] };
+        let vertices = (0..8)
+            .map(|i| {
+                Point3::new(
+                    pick(i & 1 == 1, 0),
+                    pick(i & 2 == 2, 1),
+                    pick(i & 4 == 4, 2),
+                )
+            })
+            .collect();
+        let triangles = vec![
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
+        ];
+        Self::new(vertices, triangles)
+    }
+
     /// The three corners of triangle `i`.
     #[must_use]
     pub fn triangle(&self, i: usize) -> [Point3<f64>; 3] {
@@ -135,24 +189,7 @@ mod tests {
     use approx::assert_relative_eq;
 
     pub(crate) fn unit_cube() -> TriMesh {
-        let v = (0..8)
-            .map(|i| Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64))
-            .collect();
-        let t = vec![
-            [0, 2, 1],
-            [1, 2, 3], // z = 0
-            [4, 5, 6],
-            [5, 7, 6], // z = 1
-            [0, 1, 4],
-            [1, 5, 4], // y = 0
-            [2, 6, 3],
-            [3, 6, 7], // y = 1
-            [0, 4, 2],
-            [2, 4, 6], // x = 0
-            [1, 3, 5],
-            [3, 7, 5], // x = 1
-        ];
-        TriMesh::new(v, t).unwrap()
+        TriMesh::cuboid(Point3::origin(), Point3::new(1.0, 1.0, 1.0)).unwrap()
     }
 
     #[test]

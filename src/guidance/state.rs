@@ -362,31 +362,8 @@ mod tests {
 
     /// A box [0, 100] x [0, 30] x [0, 30], outward triangles.
     fn slab() -> BoneSurface {
-        let s = [100.0, 30.0, 30.0];
-        let v: Vec<Point3<f64>> = (0..8)
-            .map(|i| {
-                Point3::new(
-                    (i & 1) as f64 * s[0],
-                    ((i >> 1) & 1) as f64 * s[1],
-                    ((i >> 2) & 1) as f64 * s[2],
-                )
-            })
-            .collect();
-        let t = vec![
-            [0, 2, 1],
-            [1, 2, 3],
-            [4, 5, 6],
-            [5, 7, 6],
-            [0, 1, 4],
-            [1, 5, 4],
-            [2, 6, 3],
-            [3, 6, 7],
-            [0, 4, 2],
-            [2, 4, 6],
-            [1, 3, 5],
-            [3, 7, 5],
-        ];
-        BoneSurface::new(TriMesh::new(v, t).unwrap()).unwrap()
+        let m = TriMesh::cuboid(Point3::origin(), Point3::new(100.0, 30.0, 30.0)).unwrap();
+        BoneSurface::new(m).unwrap()
     }
 
     fn dir(x: f64, y: f64, z: f64) -> Unit<Vector3<f64>> {

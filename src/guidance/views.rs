@@ -207,32 +207,8 @@ mod tests {
     #[test]
     fn views_are_perpendicular_to_the_needle_and_tangent_to_the_wall() {
         let bone = crate::geometry::BoneSurface::new(
-            crate::geometry::TriMesh::new(
-                (0..8)
-                    .map(|i| {
-                        Point3::new(
-                            (i & 1) as f64 * 80.0,
-                            ((i >> 1) & 1) as f64 * 20.0,
-                            ((i >> 2) & 1) as f64 * 20.0,
-                        )
-                    })
-                    .collect(),
-                vec![
-                    [0, 2, 1],
-                    [1, 2, 3],
-                    [4, 5, 6],
-                    [5, 7, 6],
-                    [0, 1, 4],
-                    [1, 5, 4],
-                    [2, 6, 3],
-                    [3, 6, 7],
-                    [0, 4, 2],
-                    [2, 4, 6],
-                    [1, 3, 5],
-                    [3, 7, 5],
-                ],
-            )
-            .unwrap(),
+            crate::geometry::TriMesh::cuboid(Point3::origin(), Point3::new(80.0, 20.0, 20.0))
+                .unwrap(),
         )
         .unwrap();
         let e = Point3::new(0.0, 8.0, 9.0);

@@ -586,24 +586,7 @@ mod tests {
     use approx::assert_relative_eq;
 
     fn cube(s: f64) -> TriMesh {
-        let v = (0..8)
-            .map(|i| Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64) * s)
-            .collect();
-        let t = vec![
-            [0, 2, 1],
-            [1, 2, 3],
-            [4, 5, 6],
-            [5, 7, 6],
-            [0, 1, 4],
-            [1, 5, 4],
-            [2, 6, 3],
-            [3, 6, 7],
-            [0, 4, 2],
-            [2, 4, 6],
-            [1, 3, 5],
-            [3, 7, 5],
-        ];
-        TriMesh::new(v, t).unwrap()
+        TriMesh::cuboid(Point3::origin(), Point3::new(s, s, s)).unwrap()
     }
 
     /// Splits every triangle into its own three vertices (STL-like soup).

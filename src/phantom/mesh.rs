@@ -11,9 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::Normal;
 
 use super::{
-    add_noise, arr, draw_lesion, ellipsoid_max_distance, in_image, lesion_contour, place_carms,
-    trace, truth_views, Body, MeshBody, Phantom, PhantomOptions, Truth, TruthAxis, TruthLesion,
-    TruthSphere,
+    add_noise, arr, draw_lesion, in_image, lesion_contour, place_carms, trace, truth_views, Body,
+    MeshBody, Phantom, PhantomOptions, Truth, TruthAxis, TruthLesion, TruthSphere,
 };
 use crate::anatomy::FemurLandmarks;
 use crate::case::{Case, MeshFrame, Side};
@@ -231,8 +230,6 @@ impl Phantom {
             }
         }
         let r = head.radius_mm;
-        let head_vol_ml = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3) / 1000.0;
-        let lrot = lesion.rotation.matrix();
         let lt_z = anatomy.lt_point.z;
         let truth = Truth {
             schema: "avnplan.truth/1".into(),
@@ -243,14 +240,7 @@ impl Phantom {
                 center_mm: arr(&h.coords),
                 radius_mm: r,
             },
-            lesion: TruthLesion {
-                center_mm: arr(&lesion.center.coords),
-                semi_axes_mm: arr(&lesion.semi_axes_mm),
-                rotation: std::array::from_fn(|i| std::array::from_fn(|j| lrot[(i, j)])),
-                volume_ml: lesion.volume_ml(),
-                head_fraction: lesion.volume_ml() / head_vol_ml,
-                depth_mm: r - ellipsoid_max_distance(&lesion, &h),
-            },
+            lesion: TruthLesion::of(&lesion, &h, r),
             neck_axis: TruthAxis {
                 point_mm: arr(&h.coords),
                 direction: arr(&neck.direction),

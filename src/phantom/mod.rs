@@ -147,6 +147,24 @@ pub struct TruthLesion {
     pub depth_mm: f64,
 }
 
+impl TruthLesion {
+    /// The lesion's record for a head of centre `head_center` (world mm) and
+    /// radius `head_radius_mm`.
+    fn of(lesion: &Ellipsoid, head_center: &Point3<f64>, head_radius_mm: f64) -> Self {
+        let r = head_radius_mm;
+        let head_vol_ml = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3) / 1000.0;
+        let rot = lesion.rotation.matrix();
+        TruthLesion {
+            center_mm: arr(&lesion.center.coords),
+            semi_axes_mm: arr(&lesion.semi_axes_mm),
+            rotation: std::array::from_fn(|i| std::array::from_fn(|j| rot[(i, j)])),
+            volume_ml: lesion.volume_ml(),
+            head_fraction: lesion.volume_ml() / head_vol_ml,
+            depth_mm: r - ellipsoid_max_distance(lesion, head_center),
+        }
+    }
+}
+
 /// One view's C-arm geometry in `truth.json` (contract form 3 values).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TruthView {
@@ -333,8 +351,6 @@ impl Phantom {
             case.bone_mesh = Some((mesh.clone(), MeshFrame::World));
         }
         let r = femur.params.head_radius_mm;
-        let head_vol_ml = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3) / 1000.0;
-        let rot = lesion.rotation.matrix();
         let lt_point = Point3::new(femur.shaft_point.x, femur.shaft_point.y, femur.lt_z);
         let truth = Truth {
             schema: "avnplan.truth/1".into(),
@@ -345,18 +361,7 @@ impl Phantom {
                 center_mm: arr(&h.coords),
                 radius_mm: r,
             },
-            lesion: TruthLesion {
-                center_mm: arr(&lesion.center.coords),
-                semi_axes_mm: arr(&lesion.semi_axes_mm),
-                rotation: [
-                    [rot[(0, 0)], rot[(0, 1)], rot[(0, 2)]],
-                    [rot[(1, 0)], rot[(1, 1)], rot[(1, 2)]],
-                    [rot[(2, 0)], rot[(2, 1)], rot[(2, 2)]],
-                ],
-                volume_ml: lesion.volume_ml(),
-                head_fraction: lesion.volume_ml() / head_vol_ml,
-                depth_mm: r - ellipsoid_max_distance(&lesion, &h),
-            },
+            lesion: TruthLesion::of(&lesion, &h, r),
             neck_axis: TruthAxis {
                 point_mm: arr(&h.coords),
                 direction: arr(&femur.neck_dir),

@@ -424,3 +424,73 @@ fn registration_table() {
         }
     }
 }
+
+/// Views-only plans on phantoms around the real femurs, checked on the true
+/// mesh: `cargo test --release --test it around_mesh_views_only_safety_table
+/// -- --ignored --nocapture`. `AVNPLAN_AROUND_SEEDS` sets the seeds per mesh
+/// (default 10), `AVNPLAN_AROUND_NOISE_PX` the annotation noise (default 1).
+#[test]
+#[ignore = "statistics over many phantoms (minutes); run with --ignored"]
+fn around_mesh_views_only_safety_table() {
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let seeds = env("AVNPLAN_AROUND_SEEDS", 10.0) as u64;
+    let noise = env("AVNPLAN_AROUND_NOISE_PX", 1.0);
+    let mut unsafe_lines = Vec::new();
+    println!("| mesh | seed | status | lines | min true clearance mm | model clearance mm |");
+    println!("|---|---|---|---|---|---|");
+    for name in MESHES {
+        let Some(mesh) = load(name) else { return };
+        for seed in 0..seeds {
+            let ph = Phantom::around_mesh(&mesh, 2000 + seed, &opts(noise, false)).unwrap();
+            let checker = Checker::new(&ph.mesh);
+            let bone = BoneSurface::new(ph.mesh.clone()).unwrap();
+            // Views only: the mesh stays the truth.
+            let mut case = ph.case.clone();
+            case.bone_mesh = None;
+            let res = plan_case(&case, &PipelineOptions::default());
+            let Ok((built, plan)) = res else {
+                println!(
+                    "| {name} | {seed} | error {} | 0 | - | - |",
+                    res.err().unwrap()
+                );
+                continue;
+            };
+            let mut min_true = f64::INFINITY;
+            let mut min_model = f64::INFINITY;
+            let mut n = 0;
+            for t in plan.trajectories.iter().chain(&plan.alternatives) {
+                n += 1;
+                min_model = min_model.min(t.min_clearance_mm);
+                let Some(e) = true_entry(&bone, &t.entry_mm, &t.tip_mm) else {
+                    unsafe_lines.push(format!("{name} {seed}: axis misses the true bone"));
+                    continue;
+                };
+                let v = checker.check(
+                    &e,
+                    &t.tip_mm,
+                    &ph.case.constraints,
+                    &ph.case.forbidden_zones,
+                    &|p| built.model.lesion.contains(p),
+                );
+                min_true = min_true.min(v.sampled_clearance_mm);
+                if !v.is_safe() {
+                    unsafe_lines.push(format!("{name} {seed}: {:?}", v.violations));
+                }
+            }
+            println!(
+                "| {name} | {seed} | {} | {n} | {min_true:.2} | {min_model:.2} |",
+                plan.status.as_str()
+            );
+        }
+    }
+    println!("unsafe: {}", unsafe_lines.len());
+    for u in &unsafe_lines {
+        println!("  {u}");
+    }
+    assert!(unsafe_lines.is_empty());
+}
