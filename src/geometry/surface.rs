@@ -57,6 +57,55 @@ const SLACK_MM: f64 = 1e-9;
 /// distance on bone-sized coordinates (about `1e-13` mm at 1 m).
 const PLANE_SLACK_MM: f64 = 1e-9;
 
+/// Nodes with more triangles than this get no oriented slab (their
+/// triangles are not flat enough for it to help).
+const SLAB_MAX_TRIANGLES: usize = 256;
+
+/// The oriented slab of every node of `bvh` (see `BoneSurface::node_slabs`):
+/// the area-weighted mean normal of the node's triangles and the range of
+/// their corners along it, widened by [`PLANE_SLACK_MM`] plus a relative
+/// `1e-12`.
+fn node_slabs(bvh: &Bvh, tris: &[[Point3<f64>; 3]]) -> Vec<[f64; 5]> {
+    let nodes = &bvh.nodes;
+    let none = [0.0, 0.0, 0.0, f64::NEG_INFINITY, f64::INFINITY];
+    let mut range = vec![(0usize, 0usize); nodes.len()];
+    // Children come after their parent: fill the leaf-order ranges bottom up.
+    for ni in (0..nodes.len()).rev() {
+        let n = &nodes[ni];
+        range[ni] = if n.is_leaf() {
+            (n.first as usize, (n.first + n.count) as usize)
+        } else {
+            let (l, r) = (range[n.first as usize], range[n.first as usize + 1]);
+            (l.0.min(r.0), l.1.max(r.1))
+        };
+    }
+    range
+        .iter()
+        .map(|&(s, e)| {
+            if e - s > SLAB_MAX_TRIANGLES || e <= s {
+                return none;
+            }
+            let sum: Vector3<f64> = tris[s..e]
+                .iter()
+                .map(|t| (t[1] - t[0]).cross(&(t[2] - t[0])))
+                .sum();
+            let Some(n) = sum.try_normalize(1e-300) else {
+                return none;
+            };
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for t in &tris[s..e] {
+                for p in t {
+                    let v = n.dot(&p.coords);
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            let w = PLANE_SLACK_MM + 1e-12 * lo.abs().max(hi.abs());
+            [n.x, n.y, n.z, lo - w, hi + w]
+        })
+        .collect()
+}
+
 /// A point on the bone surface closest to a query point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -123,6 +172,11 @@ pub struct BoneSurface {
     /// Plane per triangle, leaf order: outward unit normal `n` and offset
     /// `n . corner0`, for the cheap lower bound of [`BoneSurface::plane_gap`].
     planes: Vec<[f64; 4]>,
+    /// Per BVH node: a unit direction `n` and the range `[lo, hi]` of
+    /// `n . v` over the vertices of the node's triangles (an oriented slab
+    /// that holds them; tight for the flat patches of a cortex). Unbounded
+    /// for nodes above [`SLAB_MAX_TRIANGLES`] triangles.
+    node_slabs: Vec<[f64; 5]>,
     /// Outward unit normal per triangle, mesh order.
     face_normals: Vec<Unit<Vector3<f64>>>,
     /// Angle-weighted pseudo-normal per vertex.
@@ -408,6 +462,7 @@ impl BoneSurface {
                 [n.x, n.y, n.z, n.dot(&t[0].coords)]
             })
             .collect();
+        let node_slabs = node_slabs(&bvh, &tris);
         let bounds = mesh.bounds_mm();
         Ok(Self {
             mesh,
@@ -415,6 +470,7 @@ impl BoneSurface {
             tris,
             spheres,
             planes,
+            node_slabs,
             face_normals,
             vertex_normals,
             edge_normals,
@@ -879,7 +935,9 @@ impl BoneSurface {
                         if seg.slab(cn, r).is_none() {
                             continue;
                         }
-                        let lbc = seg.node_lower_bound(cn);
+                        let lbc = seg
+                            .node_lower_bound(cn)
+                            .max(self.slab_gap(c as usize, a, b));
                         if lbc < best {
                             kids[m] = (c, lbc);
                             m += 1;
@@ -983,8 +1041,12 @@ impl BoneSurface {
             } else {
                 let l = n.first;
                 let (nl, nr) = (&nodes[l as usize], &nodes[l as usize + 1]);
-                let hl = seg.slab(nl, r).filter(|_| !seg.misses_sphere(nl, r));
-                let hr = seg.slab(nr, r).filter(|_| !seg.misses_sphere(nr, r));
+                let hl = seg
+                    .slab(nl, r)
+                    .filter(|_| !seg.misses_sphere(nl, r) && self.slab_gap(l as usize, a, b) < r);
+                let hr = seg.slab(nr, r).filter(|_| {
+                    !seg.misses_sphere(nr, r) && self.slab_gap(l as usize + 1, a, b) < r
+                });
                 match (hl, hr) {
                     (Some(x), Some(y)) => {
                         let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };
@@ -1072,6 +1134,23 @@ impl BoneSurface {
             cur = stack[sp];
         }
         false
+    }
+
+    /// A lower bound on the distance from segment `[a, b]` to every triangle
+    /// of BVH node `ni`, mm, from the node's oriented slab (0 when the
+    /// segment meets the slab or the node has none).
+    #[inline]
+    fn slab_gap(&self, ni: usize, a: &Point3<f64>, b: &Point3<f64>) -> f64 {
+        let p = &self.node_slabs[ni];
+        let sa = p[0] * a.x + p[1] * a.y + p[2] * a.z;
+        let sb = p[0] * b.x + p[1] * b.y + p[2] * b.z;
+        if sa > p[4] && sb > p[4] {
+            sa.min(sb) - p[4]
+        } else if sa < p[3] && sb < p[3] {
+            p[3] - sa.max(sb)
+        } else {
+            0.0
+        }
     }
 
     /// A lower bound on the distance from segment `[a, b]` to leaf triangle
@@ -1203,8 +1282,12 @@ impl BoneSurface {
             } else {
                 let l = n.first;
                 let (nl, nr) = (&nodes[l as usize], &nodes[l as usize + 1]);
-                let hl = seg.slab(nl, r).filter(|_| !seg.misses_sphere(nl, r));
-                let hr = seg.slab(nr, r).filter(|_| !seg.misses_sphere(nr, r));
+                let hl = seg
+                    .slab(nl, r)
+                    .filter(|_| !seg.misses_sphere(nl, r) && self.slab_gap(l as usize, a, b) < r);
+                let hr = seg.slab(nr, r).filter(|_| {
+                    !seg.misses_sphere(nr, r) && self.slab_gap(l as usize + 1, a, b) < r
+                });
                 match (hl, hr) {
                     (Some(x), Some(y)) => {
                         let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };
