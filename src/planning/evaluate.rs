@@ -23,7 +23,9 @@
 //! conservative BVH prune), never a sampled check that could step over a
 //! thin wall. `delta` is [`ENTRY_STEP_MM`].
 //!
-//! Evaluation allocates nothing; the caller owns every buffer.
+//! Evaluation allocates nothing; the caller owns every buffer. The planner
+//! calls the same decision through a per-entry form (crate internal) that
+//! gives the same answers for less work (see `plan` and `field`).
 
 use nalgebra::{Point3, Unit, Vector3};
 use serde::{Deserialize, Serialize};

@@ -271,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_that_leaves_the_grid_or_touches_is_not_certified() {
+    fn crossing_or_too_close_segments_are_not_certified() {
         let bone = cube(40.0);
         let field = ClearanceField::new(
             &bone,
@@ -287,8 +287,15 @@ mod tests {
             &Point3::new(45.0, 20.0, 20.0),
             0.5
         ));
-        // Inside but out of the grid.
+        // Ends 0.2 mm from the wall at y = 40, out of the grid.
         assert!(!field.certifies(
+            &Point3::new(20.0, 20.0, 20.0),
+            &Point3::new(20.0, 39.8, 20.0),
+            0.5
+        ));
+        // Leaves the grid (which ends near 32 mm) but stays 4 mm from the
+        // wall: the last balls reach past the grid, a valid proof.
+        assert!(field.certifies(
             &Point3::new(20.0, 20.0, 20.0),
             &Point3::new(20.0, 36.0, 20.0),
             0.5

@@ -5,6 +5,16 @@
 //! [`Rules::check`] in parallel over entries, then the ranking, the local
 //! refinement of the best, and the outputs.
 //!
+//! The pair decisions run through the per-entry form of the check (crate
+//! internal): the crossing test of rule 1 near the entry only over the
+//! triangles in a cone around the entry's axes, and rule 2 first proved on
+//! a lazily filled grid of exact point distances stepped at its Lipschitz
+//! bound (overlapping clear balls, never a sampled check), with the exact
+//! threshold query on whatever the balls cannot prove. The decisions are
+//! those of [`Rules::check`], pair for pair (tested over more than 10^5 grid
+//! pairs per real femur); on lhdl_ct_right they cost 1.52 G instead of
+//! 5.02 G instructions (callgrind, one thread).
+//!
 //! Ranking (exact branch and bound): the clearance term of [`score`]
 //! saturates at 4 mm, so `score(4 mm, ..)` bounds each safe candidate's
 //! score from above without any bone query. Candidates are scored exactly,
