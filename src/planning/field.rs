@@ -127,13 +127,15 @@ impl<'a> ClearanceField<'a> {
     #[cfg(test)]
     pub(crate) fn certifies(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
         let len = (b - a).norm();
-        len.is_finite() && self.prove(a, b, threshold_mm) >= len
+        let t = self.prove(a, b, threshold_mm);
+        len.is_finite() && t > 0.0 && t >= len
     }
 
     /// How far from `a` towards `b` the segment is proved to stay at least
     /// `threshold_mm` from the surface, mm: `[a, a + t (b - a) / |b - a|]`
-    /// is proved for the returned `t` (0 when nothing is proved; `>= |b - a|`
-    /// when all of it is). Needs finite input.
+    /// is proved for the returned `t` (0 when nothing is proved, also for a
+    /// zero-length segment; `> 0` and `>= |b - a|` when all of it is). Needs
+    /// finite input.
     pub(crate) fn prove(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> f64 {
         let v = b - a;
         let len = v.norm();
@@ -182,14 +184,16 @@ impl<'a> ClearanceField<'a> {
         if !(len.is_finite() && threshold_mm.is_finite() && threshold_mm > 2.0 * MARGIN_MM) {
             return self.bone.segment_clears(a, b, threshold_mm);
         }
+        // A proof always has t > 0 (the first ball holds its start strictly
+        // inside); t == 0 means nothing is proved, even for len == 0.
         let t1 = self.prove(a, b, threshold_mm);
-        if t1 >= len {
+        if t1 > 0.0 && t1 >= len {
             return true;
         }
         let p = a + v * (t1 / len);
         let t2 = self.prove(b, &p, threshold_mm);
         let rest = (b - p).norm();
-        if t2 >= rest {
+        if t2 > 0.0 && t2 >= rest {
             return true;
         }
         if t1 == 0.0 && t2 == 0.0 {
@@ -305,5 +309,8 @@ mod tests {
         assert!(field.certifies(&p, &Point3::new(20.0, 25.0, 20.0), 5.0));
         assert!(field.certifies(&p, &p, 5.0));
         assert!(!field.certifies(&p, &p, 20.5));
+        // The decision on a point (a path shorter than the entry allowance).
+        assert!(field.clears(&p, &p, 5.0));
+        assert!(!field.clears(&p, &p, 20.5));
     }
 }
