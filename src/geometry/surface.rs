@@ -38,7 +38,7 @@ use nalgebra::{Point3, Unit, Vector3};
 
 use super::bvh::{Bvh, Node, STACK_SIZE};
 use super::distance::{
-    closest_point_on_triangle_feature, point_segment_distance_sq,
+    closest_point_on_triangle, closest_point_on_triangle_feature, point_segment_distance_sq,
     segment_triangle_distance_sq_no_hit, watertight_hit, Feature,
 };
 use super::mesh::TriMesh;
@@ -52,6 +52,59 @@ pub(crate) const DEGENERATE_REL: f64 = 1e-12;
 /// Absolute slack (mm) added to every box test so that rounding in the slab
 /// test can never prune a box that the segment touches.
 const SLACK_MM: f64 = 1e-9;
+
+/// Slack of [`BoneSurface::plane_gap`], mm: above the rounding of a plane
+/// distance on bone-sized coordinates (about `1e-13` mm at 1 m).
+const PLANE_SLACK_MM: f64 = 1e-9;
+
+/// Nodes with more triangles than this get no oriented slab (their
+/// triangles are not flat enough for it to help).
+const SLAB_MAX_TRIANGLES: usize = 256;
+
+/// The oriented slab of every node of `bvh` (see `BoneSurface::node_slabs`):
+/// the area-weighted mean normal of the node's triangles and the range of
+/// their corners along it, widened by [`PLANE_SLACK_MM`] plus a relative
+/// `1e-12`.
+fn node_slabs(bvh: &Bvh, tris: &[[Point3<f64>; 3]]) -> Vec<[f64; 5]> {
+    let nodes = &bvh.nodes;
+    let none = [0.0, 0.0, 0.0, f64::NEG_INFINITY, f64::INFINITY];
+    let mut range = vec![(0usize, 0usize); nodes.len()];
+    // Children come after their parent: fill the leaf-order ranges bottom up.
+    for ni in (0..nodes.len()).rev() {
+        let n = &nodes[ni];
+        range[ni] = if n.is_leaf() {
+            (n.first as usize, (n.first + n.count) as usize)
+        } else {
+            let (l, r) = (range[n.first as usize], range[n.first as usize + 1]);
+            (l.0.min(r.0), l.1.max(r.1))
+        };
+    }
+    range
+        .iter()
+        .map(|&(s, e)| {
+            if e - s > SLAB_MAX_TRIANGLES || e <= s {
+                return none;
+            }
+            let sum: Vector3<f64> = tris[s..e]
+                .iter()
+                .map(|t| (t[1] - t[0]).cross(&(t[2] - t[0])))
+                .sum();
+            let Some(n) = sum.try_normalize(1e-300) else {
+                return none;
+            };
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for t in &tris[s..e] {
+                for p in t {
+                    let v = n.dot(&p.coords);
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            let w = PLANE_SLACK_MM + 1e-12 * lo.abs().max(hi.abs());
+            [n.x, n.y, n.z, lo - w, hi + w]
+        })
+        .collect()
+}
 
 /// A point on the bone surface closest to a query point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,6 +169,14 @@ pub struct BoneSurface {
     tris: Vec<[Point3<f64>; 3]>,
     /// Bounding sphere (centre, radius) per triangle, leaf order.
     spheres: Vec<[f64; 4]>,
+    /// Plane per triangle, leaf order: outward unit normal `n` and offset
+    /// `n . corner0`, for the cheap lower bound of [`BoneSurface::plane_gap`].
+    planes: Vec<[f64; 4]>,
+    /// Per BVH node: a unit direction `n` and the range `[lo, hi]` of
+    /// `n . v` over the vertices of the node's triangles (an oriented slab
+    /// that holds them; tight for the flat patches of a cortex). Unbounded
+    /// for nodes above [`SLAB_MAX_TRIANGLES`] triangles.
+    node_slabs: Vec<[f64; 5]>,
     /// Outward unit normal per triangle, mesh order.
     face_normals: Vec<Unit<Vector3<f64>>>,
     /// Angle-weighted pseudo-normal per vertex.
@@ -392,12 +453,24 @@ impl BoneSurface {
                 [c.x, c.y, c.z, r]
             })
             .collect();
+        let planes = bvh
+            .order
+            .iter()
+            .zip(&tris)
+            .map(|(&i, t)| {
+                let n = face_normals[i as usize];
+                [n.x, n.y, n.z, n.dot(&t[0].coords)]
+            })
+            .collect();
+        let node_slabs = node_slabs(&bvh, &tris);
         let bounds = mesh.bounds_mm();
         Ok(Self {
             mesh,
             bvh,
             tris,
             spheres,
+            planes,
+            node_slabs,
             face_normals,
             vertex_normals,
             edge_normals,
@@ -835,6 +908,12 @@ impl BoneSurface {
                                 continue;
                             }
                         }
+                        // Faces the segment from farther than `best`: its
+                        // distance cannot be smaller (the gap is a true lower
+                        // bound, slack included), so the minimum is unchanged.
+                        if self.plane_gap(k as usize, a, b) >= best {
+                            continue;
+                        }
                         // No crossing test: the callers ran `segment_intersects`.
                         let tri = &self.tris[k as usize];
                         let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, 0.0);
@@ -856,7 +935,9 @@ impl BoneSurface {
                         if seg.slab(cn, r).is_none() {
                             continue;
                         }
-                        let lbc = seg.node_lower_bound(cn);
+                        let lbc = seg
+                            .node_lower_bound(cn)
+                            .max(self.slab_gap(c as usize, a, b));
                         if lbc < best {
                             kids[m] = (c, lbc);
                             m += 1;
@@ -934,6 +1015,11 @@ impl BoneSurface {
                     if seg.dist_sq(&Vector3::new(s[0], s[1], s[2])) >= rr * rr {
                         continue;
                     }
+                    // Farther than the (widened) threshold from its plane:
+                    // neither crossed nor closer than the threshold.
+                    if self.plane_gap(k as usize, a, b) >= r {
+                        continue;
+                    }
                     let tri = &self.tris[k as usize];
                     if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
                         return false;
@@ -955,8 +1041,12 @@ impl BoneSurface {
             } else {
                 let l = n.first;
                 let (nl, nr) = (&nodes[l as usize], &nodes[l as usize + 1]);
-                let hl = seg.slab(nl, r).filter(|_| !seg.misses_sphere(nl, r));
-                let hr = seg.slab(nr, r).filter(|_| !seg.misses_sphere(nr, r));
+                let hl = seg
+                    .slab(nl, r)
+                    .filter(|_| !seg.misses_sphere(nl, r) && self.slab_gap(l as usize, a, b) < r);
+                let hr = seg.slab(nr, r).filter(|_| {
+                    !seg.misses_sphere(nr, r) && self.slab_gap(l as usize + 1, a, b) < r
+                });
                 match (hl, hr) {
                     (Some(x), Some(y)) => {
                         let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };
@@ -1004,6 +1094,10 @@ impl BoneSurface {
             let n = &nodes[cur as usize];
             if n.is_leaf() {
                 for k in n.first..n.first + n.count {
+                    // Both ends strictly on one side of the plane: no contact.
+                    if self.plane_gap(k as usize, a, b) > 0.0 {
+                        continue;
+                    }
                     let tri = &self.tris[k as usize];
                     if watertight_hit(a, &seg.d, tri, 1.0).is_some()
                         || segment_triangle_distance_sq_no_hit(a, b, tri, f64::MIN_POSITIVE) == 0.0
@@ -1040,6 +1134,290 @@ impl BoneSurface {
             cur = stack[sp];
         }
         false
+    }
+
+    /// A lower bound on the distance from segment `[a, b]` to every triangle
+    /// of BVH node `ni`, mm, from the node's oriented slab (0 when the
+    /// segment meets the slab or the node has none).
+    #[inline]
+    fn slab_gap(&self, ni: usize, a: &Point3<f64>, b: &Point3<f64>) -> f64 {
+        let p = &self.node_slabs[ni];
+        let sa = p[0] * a.x + p[1] * a.y + p[2] * a.z;
+        let sb = p[0] * b.x + p[1] * b.y + p[2] * b.z;
+        if sa > p[4] && sb > p[4] {
+            sa.min(sb) - p[4]
+        } else if sa < p[3] && sb < p[3] {
+            p[3] - sa.max(sb)
+        } else {
+            0.0
+        }
+    }
+
+    /// A lower bound on the distance from segment `[a, b]` to leaf triangle
+    /// `k`, mm: the smaller distance of the two ends to the triangle's plane
+    /// when both lie strictly on one side of it (minus [`PLANE_SLACK_MM`]
+    /// for rounding), otherwise a value `<= 0`. About 15 operations: it
+    /// spares the full segment-triangle test for triangles that face the
+    /// segment from farther than the threshold at hand.
+    #[inline]
+    fn plane_gap(&self, k: usize, a: &Point3<f64>, b: &Point3<f64>) -> f64 {
+        let p = &self.planes[k];
+        let sa = p[0] * a.x + p[1] * a.y + p[2] * a.z - p[3];
+        let sb = p[0] * b.x + p[1] * b.y + p[2] * b.z - p[3];
+        let g = if sa > 0.0 && sb > 0.0 {
+            sa.min(sb)
+        } else if sa < 0.0 && sb < 0.0 {
+            (-sa).min(-sb)
+        } else {
+            0.0
+        };
+        g - PLANE_SLACK_MM
+    }
+
+    /// `min(distance from p to the surface, cap_mm)`, mm: the exact distance
+    /// when it is below `cap_mm` (the same closest-point search as
+    /// [`BoneSurface::closest_point`], pruned by the cap from the root).
+    /// `p` must be finite.
+    pub(crate) fn point_distance_below(&self, p: &Point3<f64>, cap_mm: f64) -> f64 {
+        let nodes = &self.bvh.nodes;
+        let mut best_sq = cap_mm * cap_mm;
+        let mut stack = [(0u32, 0.0f64); STACK_SIZE];
+        let mut sp = 0;
+        let mut cur = (0u32, point_box_dist_sq(p, &nodes[0]));
+        loop {
+            let (ni, lb) = cur;
+            if lb < best_sq {
+                let n = &nodes[ni as usize];
+                if n.is_leaf() {
+                    for k in n.first..n.first + n.count {
+                        let s = &self.spheres[k as usize];
+                        let dc = (p.coords - Vector3::new(s[0], s[1], s[2])).norm();
+                        let lbt = dc - s[3];
+                        if lbt > 0.0 && lbt * lbt >= best_sq {
+                            continue;
+                        }
+                        let q = closest_point_on_triangle(p, &self.tris[k as usize]);
+                        let d = (p - q).norm_squared();
+                        if d < best_sq {
+                            best_sq = d;
+                        }
+                    }
+                } else {
+                    let l = n.first;
+                    let dl = point_box_dist_sq(p, &nodes[l as usize]);
+                    let dr = point_box_dist_sq(p, &nodes[l as usize + 1]);
+                    let (near, far) = if dl <= dr {
+                        ((l, dl), (l + 1, dr))
+                    } else {
+                        ((l + 1, dr), (l, dl))
+                    };
+                    if far.1 < best_sq {
+                        stack[sp] = far;
+                        sp += 1;
+                    }
+                    cur = near;
+                    continue;
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        best_sq.sqrt().min(cap_mm)
+    }
+
+    /// The clearance decision with a band: `Some(true)` when the exact
+    /// distance from `[a, b]` to the surface is at least `threshold_mm +
+    /// band_mm`, `Some(false)` when it is below `threshold_mm - band_mm`,
+    /// `None` when it may lie in between (up to rounding of the
+    /// segment-triangle distances, far below `band_mm` for bone-sized
+    /// coordinates and `band_mm >= 1e-9`). One traversal pruned at the upper
+    /// end of the band. Needs finite input and `threshold_mm > band_mm > 0`.
+    pub(crate) fn segment_clears_band(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+        band_mm: f64,
+    ) -> Option<bool> {
+        let hi = threshold_mm + band_mm;
+        let lo = threshold_mm - band_mm;
+        let (lo_sq, hi_sq) = (lo * lo, hi * hi);
+        let r = hi * (1.0 + 1e-12) + SLACK_MM;
+        let seg = Seg::new(a, b);
+        let nodes = &self.bvh.nodes;
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if seg.slab(&nodes[0], r).is_none() {
+            return Some(true);
+        }
+        let mut in_band = false;
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    let s = &self.spheres[k as usize];
+                    let rr = s[3] + r;
+                    if seg.dist_sq(&Vector3::new(s[0], s[1], s[2])) >= rr * rr {
+                        continue;
+                    }
+                    if self.plane_gap(k as usize, a, b) >= r {
+                        continue;
+                    }
+                    let tri = &self.tris[k as usize];
+                    if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
+                        return Some(false);
+                    }
+                    let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, lo_sq);
+                    if d2 < lo_sq {
+                        return Some(false);
+                    }
+                    if d2 < hi_sq {
+                        in_band = true;
+                    }
+                }
+            } else {
+                let l = n.first;
+                let (nl, nr) = (&nodes[l as usize], &nodes[l as usize + 1]);
+                let hl = seg
+                    .slab(nl, r)
+                    .filter(|_| !seg.misses_sphere(nl, r) && self.slab_gap(l as usize, a, b) < r);
+                let hr = seg.slab(nr, r).filter(|_| {
+                    !seg.misses_sphere(nr, r) && self.slab_gap(l as usize + 1, a, b) < r
+                });
+                match (hl, hr) {
+                    (Some(x), Some(y)) => {
+                        let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };
+                        stack[sp] = far;
+                        sp += 1;
+                        cur = near;
+                        continue;
+                    }
+                    (Some(_), None) => {
+                        cur = l;
+                        continue;
+                    }
+                    (None, Some(_)) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (None, None) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        (!in_band).then_some(true)
+    }
+
+    /// Leaf indices of every triangle that may come within `SLACK_MM` of the
+    /// region `{apex + s u : 0 <= s <= length_mm, u . axis >= cos_half}` (a
+    /// solid cone of half-angle `acos(cos_half)` cut at `length_mm`), written
+    /// to `out` (cleared first). Conservative: a triangle left out provably
+    /// misses every segment inside that region (its bounding sphere does), so
+    /// [`BoneSurface::segment_intersects_among`] over `out` answers like
+    /// [`BoneSurface::segment_intersects`] for such segments. `axis` must be
+    /// a unit vector and `cos_half` in `(0, 1]`.
+    pub(crate) fn triangles_near_cone(
+        &self,
+        apex: &Point3<f64>,
+        axis: &Vector3<f64>,
+        cos_half: f64,
+        length_mm: f64,
+        out: &mut Vec<u32>,
+    ) {
+        out.clear();
+        let sin_half = (1.0 - cos_half * cos_half).max(0.0).sqrt();
+        // Lower bound on the distance from a ball (centre c, radius r) to the
+        // cone: the distance from c to the cone's lateral surface extended
+        // (|w| sin(angle(w, axis) - half)) and to the ball |x - apex| <= length.
+        let misses = |c: &Vector3<f64>, r: f64| {
+            let w = c - apex.coords;
+            let ww = w.norm_squared();
+            let reach = length_mm + r + SLACK_MM;
+            if ww > reach * reach {
+                return true;
+            }
+            let along = w.dot(axis);
+            let perp = (ww - along * along).max(0.0).sqrt();
+            let lb = perp * cos_half - along * sin_half;
+            lb > (r + SLACK_MM) * (1.0 + 1e-9) + 1e-6
+        };
+        let nodes = &self.bvh.nodes;
+        let node_misses = |n: &Node| misses(&((n.lo + n.hi) * 0.5), n.radius);
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if node_misses(&nodes[0]) {
+            return;
+        }
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    let s = &self.spheres[k as usize];
+                    if !misses(&Vector3::new(s[0], s[1], s[2]), s[3]) {
+                        out.push(k);
+                    }
+                }
+            } else {
+                let l = n.first;
+                let hl = !node_misses(&nodes[l as usize]);
+                let hr = !node_misses(&nodes[l as usize + 1]);
+                match (hl, hr) {
+                    (true, true) => {
+                        stack[sp] = l + 1;
+                        sp += 1;
+                        cur = l;
+                        continue;
+                    }
+                    (true, false) => {
+                        cur = l;
+                        continue;
+                    }
+                    (false, true) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (false, false) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+    }
+
+    /// [`BoneSurface::segment_intersects`] restricted to the leaf triangles
+    /// `tris` (from [`BoneSurface::triangles_near_cone`]): the same
+    /// per-triangle tests, so the same answer whenever every triangle the
+    /// segment may touch is in `tris`.
+    pub(crate) fn segment_intersects_among(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        tris: &[u32],
+    ) -> bool {
+        if !finite(a) || !finite(b) {
+            return false;
+        }
+        let d = b - a;
+        tris.iter().any(|&k| {
+            if self.plane_gap(k as usize, a, b) > 0.0 {
+                return false;
+            }
+            let tri = &self.tris[k as usize];
+            watertight_hit(a, &d, tri, 1.0).is_some()
+                || segment_triangle_distance_sq_no_hit(a, b, tri, f64::MIN_POSITIVE) == 0.0
+        })
     }
 
     /// Indices (into [`BoneSurface::mesh`]) of every triangle whose distance

@@ -23,11 +23,14 @@
 //! conservative BVH prune), never a sampled check that could step over a
 //! thin wall. `delta` is [`ENTRY_STEP_MM`].
 //!
-//! Evaluation allocates nothing; the caller owns every buffer.
+//! Evaluation allocates nothing; the caller owns every buffer. The planner
+//! calls the same decision through a per-entry form (crate internal) that
+//! gives the same answers for less work (see `plan` and `field`).
 
 use nalgebra::{Point3, Unit, Vector3};
 use serde::{Deserialize, Serialize};
 
+use super::field::ClearanceField;
 use crate::case::Constraints;
 use crate::geometry::{BoneSurface, Sphere};
 
@@ -179,6 +182,54 @@ impl Rules {
         entry: &Entry,
         tip: &Point3<f64>,
     ) -> Result<(), RejectReason> {
+        self.check_by(
+            bone,
+            entry,
+            tip,
+            |a, b| bone.segment_intersects(a, b),
+            |a, b, thr| bone.segment_clears(a, b, thr),
+        )
+    }
+
+    /// [`Rules::check`] with the per-entry shortcuts of the planner's hot
+    /// path: the crossing test of rule 1 over the entry's nearby triangles
+    /// only, and rule 2 proved by the distance field where it can (the
+    /// exact threshold query otherwise). The same decision as
+    /// [`Rules::check`] for every tip the [`EntryLocal`] was built with.
+    pub(crate) fn check_local(
+        &self,
+        bone: &BoneSurface,
+        local: &EntryLocal,
+        field: Option<&ClearanceField<'_>>,
+        tip: &Point3<f64>,
+    ) -> Result<(), RejectReason> {
+        self.check_by(
+            bone,
+            &local.entry,
+            tip,
+            |a, b| match &local.near {
+                Some(tris) => bone.segment_intersects_among(a, b, tris),
+                None => bone.segment_intersects(a, b),
+            },
+            |a, b, thr| match field {
+                Some(f) => f.clears(a, b, thr),
+                None => bone.segment_clears(a, b, thr),
+            },
+        )
+    }
+
+    /// The decision with the two bone queries given: `intersects(start,
+    /// split)` for rule 1 near the entry, `clears(split, tip, threshold)`
+    /// for rule 2.
+    #[inline]
+    fn check_by(
+        &self,
+        bone: &BoneSurface,
+        entry: &Entry,
+        tip: &Point3<f64>,
+        intersects: impl Fn(&Point3<f64>, &Point3<f64>) -> bool,
+        clears: impl Fn(&Point3<f64>, &Point3<f64>, f64) -> bool,
+    ) -> Result<(), RejectReason> {
         let v = tip - entry.point;
         let len = v.norm();
         if len.is_nan() || len > self.max_length_mm {
@@ -198,14 +249,14 @@ impl Rules {
         }
         let start = entry.point + d * ENTRY_STEP_MM;
         let split = self.clearance_start(&entry.point, tip, &v, len);
-        if bone.segment_intersects(&start, &split) {
+        if intersects(&start, &split) {
             return Err(RejectReason::LeavesBone);
         }
         // Rule 2. A path shorter than the allowance has `split == tip`: its
         // tip must still have the clearance (the contract's
         // `min_clearance_mm` of such a path is the tip's; found by fuzzing,
         // plan_small).
-        if !bone.segment_clears(&split, tip, self.axis_clearance_mm) {
+        if !clears(&split, tip, self.axis_clearance_mm) {
             return Err(if bone.segment_intersects(&split, tip) {
                 RejectReason::LeavesBone
             } else {
@@ -267,5 +318,51 @@ impl Rules {
         let split = self.clearance_start(entry, tip, &v, v.norm());
         bone.segment_distance_below_mm(&split, tip, cap_mm + self.needle_radius_mm)
             - self.needle_radius_mm
+    }
+}
+
+/// What the hot path precomputes once per entry for [`Rules::check_local`]:
+/// the leaf triangles that may touch the first `entry_allowance_mm` of any
+/// axis from the entry to one of the tips (a cone around those axes).
+pub(crate) struct EntryLocal {
+    entry: Entry,
+    /// `None` when the tips' directions do not fit in a cone narrower than a
+    /// half-space (then the full crossing test runs).
+    near: Option<Vec<u32>>,
+}
+
+impl EntryLocal {
+    /// Precomputes the cone of the axes from `entry` to `tips` (tips at
+    /// most [`ENTRY_STEP_MM`] away are ignored: [`Rules::check`] rejects them
+    /// before any bone query).
+    pub(crate) fn new(
+        rules: &Rules,
+        bone: &BoneSurface,
+        entry: &Entry,
+        tips: &[Point3<f64>],
+    ) -> Self {
+        let dirs = || {
+            tips.iter().filter_map(|t| {
+                let v = t - entry.point;
+                let len = v.norm();
+                (len > ENTRY_STEP_MM && len.is_finite()).then(|| v / len)
+            })
+        };
+        let sum: Vector3<f64> = dirs().sum();
+        let near = sum.try_normalize(1e-9).and_then(|axis| {
+            let cos = dirs().map(|d| d.dot(&axis)).fold(1.0f64, f64::min);
+            // Widen for rounding (the decision recomputes the directions).
+            let cos = cos - 1e-9;
+            (cos > 0.2).then(|| {
+                let mut out = Vec::new();
+                let len = rules.entry_allowance_mm * (1.0 + 1e-9) + 1e-6;
+                bone.triangles_near_cone(&entry.point, &axis, cos, len, &mut out);
+                out
+            })
+        });
+        Self {
+            entry: *entry,
+            near,
+        }
     }
 }

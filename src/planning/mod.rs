@@ -27,3 +27,4 @@ pub use plan::MAX_ENTRY_RAYS;
 pub use plan::{
     plan, plan_with, score, vessel_zone, Plan, PlanOptions, PlanStatus, Trajectory, TrajectoryView,
 };
+mod field;

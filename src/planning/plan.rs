@@ -5,6 +5,16 @@
 //! [`Rules::check`] in parallel over entries, then the ranking, the local
 //! refinement of the best, and the outputs.
 //!
+//! The pair decisions run through the per-entry form of the check (crate
+//! internal): the crossing test of rule 1 near the entry only over the
+//! triangles in a cone around the entry's axes, and rule 2 first proved on
+//! a lazily filled grid of exact point distances stepped at its Lipschitz
+//! bound (overlapping clear balls, never a sampled check), with the exact
+//! threshold query on whatever the balls cannot prove. The decisions are
+//! those of [`Rules::check`], pair for pair (tested over more than 10^5 grid
+//! pairs per real femur); on lhdl_ct_right they cost 1.52 G instead of
+//! 5.02 G instructions (callgrind, one thread).
+//!
 //! Ranking (exact branch and bound): the clearance term of [`score`]
 //! saturates at 4 mm, so `score(4 mm, ..)` bounds each safe candidate's
 //! score from above without any bone query. Candidates are scored exactly,
@@ -26,7 +36,8 @@ use super::candidates::{
     default_entry_zone, sample_entries, sample_tips, EntryZone, EntryZoneRule,
 };
 use super::coverage;
-use super::evaluate::{Entry, RejectReason, Rules, ENTRY_STEP_MM};
+use super::evaluate::{Entry, EntryLocal, RejectReason, Rules, ENTRY_STEP_MM};
+use super::field::ClearanceField;
 use crate::anatomy::HipModel;
 use crate::case::Case;
 use crate::error::{Error, Result};
@@ -375,13 +386,27 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
     let candidates = (entries.len() * tips.len()) as u64;
 
     // The hot path: every pair, in parallel over entries, allocation-free inside.
+    // Rule 2 is first tried on a lazily filled distance field over the
+    // candidate region (a proof by Lipschitz balls; the exact query decides
+    // whatever it cannot prove), rule 1 near the entry over the entry's
+    // nearby triangles only: the decisions are those of `Rules::check`.
+    let field = candidate_box(&entries, &tips).and_then(|(lo, hi)| {
+        ClearanceField::new(
+            &model.bone,
+            &lo,
+            &hi,
+            FIELD_SPACING_MM,
+            rules.axis_clearance_mm + FIELD_CAP_ABOVE_MM,
+        )
+    });
     let per_entry: Vec<([u64; RejectReason::ALL.len()], Vec<u32>)> = entries
         .par_iter()
         .map(|e| {
             let mut counts = [0u64; RejectReason::ALL.len()];
             let mut ok = Vec::new();
+            let local = EntryLocal::new(&rules, &model.bone, e, &tips);
             for (j, t) in tips.iter().enumerate() {
-                match rules.check(&model.bone, e, t) {
+                match rules.check_local(&model.bone, &local, field.as_ref(), t) {
                     Ok(()) => ok.push(j as u32),
                     Err(r) => counts[r.index()] += 1,
                 }
@@ -536,6 +561,26 @@ fn empty_plan(
         warnings,
         recommended_margin_mm: None,
     }
+}
+
+/// Spacing of the distance field that proves rule 2 on the hot path, mm
+/// (see `field`): a node is at most `0.87 h` from any point, so clearances
+/// a few mm above the requirement are proved with few balls.
+const FIELD_SPACING_MM: f64 = 1.0;
+
+/// Node distances of that field are capped this far above the clearance
+/// requirement, mm (cheaper node queries; balls up to this radius).
+const FIELD_CAP_ABOVE_MM: f64 = 8.0;
+
+/// The bounding box of the entries and tips (it holds every candidate axis),
+/// `None` when there is no entry or no tip.
+fn candidate_box(entries: &[Entry], tips: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>)> {
+    let mut pts = entries.iter().map(|e| &e.point).chain(tips);
+    let first = *pts.next()?;
+    if entries.is_empty() || tips.is_empty() {
+        return None;
+    }
+    Some(pts.fold((first, first), |(lo, hi), p| (lo.inf(p), hi.sup(p))))
 }
 
 /// Where the clearance term of [`score`] saturates, mm.

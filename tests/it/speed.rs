@@ -150,3 +150,73 @@ fn ranking_returns_the_exact_best_safe_grid_candidate() {
         assert_eq!(t0.tip_mm, tips[j], "{name}");
     }
 }
+
+/// The plan's hot path (rule 1 near the entry over the entry's nearby
+/// triangles, rule 2 proved on the distance field where it can) decides
+/// every pair as `Rules::check` does: the same rejection count per rule and
+/// the same number of safe pairs over the whole grid, more than 10^5
+/// candidates per real femur.
+#[test]
+fn plan_decisions_equal_rules_check_on_every_grid_pair() {
+    use avnplan::planning::RejectReason;
+    use rayon::prelude::*;
+    use std::collections::BTreeMap;
+    for name in ["lhdl_ct_right", "tlem2_right"] {
+        let Some((model, case)) = real_model(name) else {
+            eprintln!("SKIPPED: femur mesh {name} not found");
+            continue;
+        };
+        let mut opts = PlanOptions::default();
+        opts.refine = false;
+        opts.tip_spacing_mm = Some(3.0);
+        opts.entry_spacing_mm = 0.75;
+        let plan = plan_with(&model, &case, &opts).unwrap();
+        let rules = Rules::new(&case.constraints, &[], model.margin_mm);
+        let zone = candidates::default_entry_zone(&model).expect("zone");
+        let (entries, _) = candidates::sample_entries(&model, &zone.sphere, 0.75);
+        let tips: Vec<Point3<f64>> = candidates::sample_tips(&model, 3.0)
+            .into_iter()
+            .filter(|t| rules.tip_is_deep(&model.bone, t))
+            .collect();
+        let n = entries.len() * tips.len();
+        assert!(n >= 100_000, "{name}: only {n} candidates");
+        assert_eq!(plan.candidates, n as u64, "{name}");
+        let per: Vec<(BTreeMap<RejectReason, u64>, u64)> = entries
+            .par_iter()
+            .map(|e| {
+                let mut m = BTreeMap::new();
+                let mut safe = 0;
+                for t in &tips {
+                    match rules.check(&model.bone, e, t) {
+                        Ok(()) => safe += 1,
+                        Err(r) => *m.entry(r).or_insert(0) += 1,
+                    }
+                }
+                (m, safe)
+            })
+            .collect();
+        let mut counts: BTreeMap<RejectReason, u64> = BTreeMap::new();
+        let mut safe = 0;
+        for (m, s) in per {
+            safe += s;
+            for (r, c) in m {
+                *counts.entry(r).or_insert(0) += c;
+            }
+        }
+        eprintln!("{name}: {n} candidates, {safe} safe, {counts:?}");
+        assert_eq!(plan.safe_candidates, safe, "{name}");
+        for r in [
+            RejectReason::TooLong,
+            RejectReason::LowIncidence,
+            RejectReason::ForbiddenZone,
+            RejectReason::LeavesBone,
+            RejectReason::CorticalClearance,
+        ] {
+            assert_eq!(
+                plan.reasons.get(&r).copied().unwrap_or(0),
+                counts.get(&r).copied().unwrap_or(0),
+                "{name}: {r:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! A conservative certificate for the clearance decision of rule 2: a
+//! lazily filled grid of exact point-to-surface distances over the candidate
+//! region, stepped at its Lipschitz bound.
+//!
+//! The unsigned distance `d` to the surface is 1-Lipschitz, so a grid node
+//! `g` with exact distance `D(g)` proves `d(x) >= threshold` for every `x` in
+//! the ball of radius `D(g) - threshold` around `g`. [`ClearanceField::certifies`]
+//! walks a segment from one end through such balls (each ball from the grid
+//! node nearest to the current point, the walk continues from where the
+//! segment leaves the ball) and answers `true` only when consecutive balls
+//! cover the whole segment. The balls overlap (each starting point lies
+//! strictly inside the next ball), so no part of the segment is skipped and
+//! a thin wall can never be stepped over: `true` is a proof, with a margin
+//! of [`MARGIN_MM`] that absorbs every rounding, that the exact distance is
+//! at least the threshold. When the proof fails (a ball too small, the
+//! segment leaving the grid, too many steps), the caller runs the exact
+//! threshold query; the decision is therefore always the exact one.
+//!
+//! Node distances are computed on first use (an exact closest-point query)
+//! and stored in atomics: a node's value does not depend on which thread
+//! computed it, so the answers do not depend on the thread count.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nalgebra::{Point3, Vector3};
+
+use crate::geometry::BoneSurface;
+
+/// Slack subtracted from every ball radius, mm: far above the rounding of
+/// the node distances and of the walk (about `1e-13` mm on bone-sized
+/// coordinates), far below any clinical quantity.
+pub(crate) const MARGIN_MM: f64 = 1e-6;
+
+/// Most grid nodes (memory bound: 8 bytes each).
+const MAX_NODES: usize = 1 << 23;
+
+/// Most balls one walk may use before it gives up (the exact query then
+/// decides).
+const MAX_STEPS: usize = 48;
+
+/// Marks a node whose distance is not computed yet (a NaN pattern that no
+/// distance computation yields).
+const EMPTY: u64 = u64::MAX;
+
+/// A lazily filled grid of exact distances to a bone surface (module docs).
+pub(crate) struct ClearanceField<'a> {
+    bone: &'a BoneSurface,
+    origin: Point3<f64>,
+    h: f64,
+    inv_h: f64,
+    dims: [usize; 3],
+    /// Node values are `min(distance, cap_mm)` (a lower bound all the same).
+    cap_mm: f64,
+    values: Vec<AtomicU64>,
+}
+
+impl<'a> ClearanceField<'a> {
+    /// A grid of spacing `h_mm` over the box `[lo, hi]` (grown by one
+    /// spacing), with node distances capped at `cap_mm` (cheaper queries;
+    /// balls then have radius at most `cap_mm - threshold`); `None` when the
+    /// box is not finite or needs more than [`MAX_NODES`] nodes.
+    pub(crate) fn new(
+        bone: &'a BoneSurface,
+        lo: &Point3<f64>,
+        hi: &Point3<f64>,
+        h_mm: f64,
+        cap_mm: f64,
+    ) -> Option<Self> {
+        if !(h_mm.is_finite() && h_mm > 0.0 && cap_mm > 0.0) {
+            return None;
+        }
+        let origin = lo - Vector3::repeat(h_mm);
+        let ext = hi - origin + Vector3::repeat(h_mm);
+        if !(ext.iter().all(|e| e.is_finite() && *e >= 0.0)) {
+            return None;
+        }
+        let dims = [0, 1, 2].map(|i| (ext[i] / h_mm).ceil() as usize + 1);
+        let n = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+        if n > MAX_NODES {
+            return None;
+        }
+        Some(Self {
+            bone,
+            origin,
+            h: h_mm,
+            inv_h: 1.0 / h_mm,
+            dims,
+            cap_mm,
+            values: (0..n).map(|_| AtomicU64::new(EMPTY)).collect(),
+        })
+    }
+
+    /// The grid node nearest to `p` (its index and position), `None` outside
+    /// the grid.
+    #[inline]
+    fn nearest(&self, p: &Point3<f64>) -> Option<(usize, Point3<f64>)> {
+        let mut idx = 0usize;
+        let mut g = Point3::origin();
+        for i in (0..3).rev() {
+            // Rounding to the nearest node: +0.5 then truncation (f >= 0).
+            let f = (p[i] - self.origin[i]) * self.inv_h + 0.5;
+            if !(f >= 0.0 && f < self.dims[i] as f64) {
+                return None;
+            }
+            let k = f as usize;
+            idx = idx * self.dims[i] + k;
+            g[i] = self.origin[i] + k as f64 * self.h;
+        }
+        Some((idx, g))
+    }
+
+    /// The exact distance from node `idx` (at `g`) to the surface, mm.
+    #[inline]
+    fn value(&self, idx: usize, g: &Point3<f64>) -> f64 {
+        let bits = self.values[idx].load(Ordering::Relaxed);
+        if bits != EMPTY {
+            return f64::from_bits(bits);
+        }
+        let d = self.bone.point_distance_below(g, self.cap_mm);
+        self.values[idx].store(d.to_bits(), Ordering::Relaxed);
+        d
+    }
+
+    /// `true` only if the exact distance from segment `[a, b]` to the surface
+    /// is at least `threshold_mm` (proved by overlapping clear balls, module
+    /// docs); `false` means "not proved", not "closer".
+    #[cfg(test)]
+    pub(crate) fn certifies(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        let len = (b - a).norm();
+        let t = self.prove(a, b, threshold_mm);
+        len.is_finite() && t > 0.0 && t >= len
+    }
+
+    /// How far from `a` towards `b` the segment is proved to stay at least
+    /// `threshold_mm` from the surface, mm: `[a, a + t (b - a) / |b - a|]`
+    /// is proved for the returned `t` (0 when nothing is proved, also for a
+    /// zero-length segment; `> 0` and `>= |b - a|` when all of it is). Needs
+    /// finite input.
+    pub(crate) fn prove(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> f64 {
+        let v = b - a;
+        let len = v.norm();
+        let u = if len > 0.0 { v / len } else { Vector3::zeros() };
+        let mut t = 0.0f64;
+        let mut last = usize::MAX;
+        for _ in 0..MAX_STEPS {
+            let p = a + u * t;
+            let Some((idx, g)) = self.nearest(&p) else {
+                return t;
+            };
+            if idx == last {
+                return t;
+            }
+            last = idx;
+            let d = self.value(idx, &g);
+            let r = d - threshold_mm - MARGIN_MM;
+            // (NaN fails too.)
+            if r.is_nan() || r <= 0.0 {
+                return t;
+            }
+            // Where the line p + u s leaves the ball |x - g| <= r.
+            let w = p - g;
+            let s = w.dot(&u);
+            let c = w.norm_squared() - r * r;
+            if c.is_nan() || c >= 0.0 {
+                return t;
+            }
+            let exit = t - s + (s * s - c).sqrt();
+            if exit >= len {
+                return exit;
+            }
+            t = exit;
+        }
+        t
+    }
+
+    /// The exact clearance decision `bone.segment_clears(a, b, threshold_mm)`,
+    /// answered by the field where it can: the parts proved from either end
+    /// need no bone query, the rest gets one exact threshold query with a
+    /// band of [`MARGIN_MM`] around the threshold; only when that rest comes
+    /// within the band of the threshold does the full exact query decide.
+    pub(crate) fn clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        let v = b - a;
+        let len = v.norm();
+        if !(len.is_finite() && threshold_mm.is_finite() && threshold_mm > 2.0 * MARGIN_MM) {
+            return self.bone.segment_clears(a, b, threshold_mm);
+        }
+        // A proof always has t > 0 (the first ball holds its start strictly
+        // inside); t == 0 means nothing is proved, even for len == 0.
+        let t1 = self.prove(a, b, threshold_mm);
+        if t1 > 0.0 && t1 >= len {
+            return true;
+        }
+        let p = a + v * (t1 / len);
+        let t2 = self.prove(b, &p, threshold_mm);
+        let rest = (b - p).norm();
+        if t2 > 0.0 && t2 >= rest {
+            return true;
+        }
+        if t1 == 0.0 && t2 == 0.0 {
+            return self.bone.segment_clears(a, b, threshold_mm);
+        }
+        let q = b + (p - b) * (t2 / rest);
+        match self
+            .bone
+            .segment_clears_band(&p, &q, threshold_mm, MARGIN_MM)
+        {
+            Some(c) => c,
+            None => self.bone.segment_clears(a, b, threshold_mm),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::TriMesh;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A 40 mm box with a 0.2 mm thick internal slab wall is not closed
+    /// nicely; use two boxes instead: a closed cube, and segments inside.
+    fn cube(size: f64) -> BoneSurface {
+        let v: Vec<Point3<f64>> = (0..8)
+            .map(|i| {
+                Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64) * size
+            })
+            .collect();
+        let t = vec![
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
+        ];
+        BoneSurface::new(TriMesh::new(v, t).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn certified_segments_clear_exactly_and_most_clear_ones_are_certified() {
+        let bone = cube(40.0);
+        let lo = Point3::new(0.0, 0.0, 0.0);
+        let hi = Point3::new(40.0, 40.0, 40.0);
+        let field = ClearanceField::new(&bone, &lo, &hi, 1.0, 30.0).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut cert, mut clear) = (0, 0);
+        for _ in 0..4000 {
+            let a = Point3::new(
+                rng.random_range(2.0..38.0),
+                rng.random_range(2.0..38.0),
+                rng.random_range(2.0..38.0),
+            );
+            let b = Point3::new(
+                rng.random_range(2.0..38.0),
+                rng.random_range(2.0..38.0),
+                rng.random_range(2.0..38.0),
+            );
+            let thr = rng.random_range(0.5..8.0);
+            let exact = bone.segment_distance_mm(&a, &b);
+            let c = field.certifies(&a, &b, thr);
+            assert!(!c || exact >= thr, "certified but exact {exact} < {thr}");
+            cert += c as usize;
+            clear += (exact >= thr + 1.0) as usize;
+        }
+        assert!(
+            cert * 10 >= clear * 7,
+            "certified {cert} of {clear} clear by 1 mm"
+        );
+    }
+
+    #[test]
+    fn crossing_or_too_close_segments_are_not_certified() {
+        let bone = cube(40.0);
+        let field = ClearanceField::new(
+            &bone,
+            &Point3::new(10.0, 10.0, 10.0),
+            &Point3::new(30.0, 30.0, 30.0),
+            1.0,
+            30.0,
+        )
+        .unwrap();
+        // Crosses the wall at x = 40.
+        assert!(!field.certifies(
+            &Point3::new(20.0, 20.0, 20.0),
+            &Point3::new(45.0, 20.0, 20.0),
+            0.5
+        ));
+        // Ends 0.2 mm from the wall at y = 40, out of the grid.
+        assert!(!field.certifies(
+            &Point3::new(20.0, 20.0, 20.0),
+            &Point3::new(20.0, 39.8, 20.0),
+            0.5
+        ));
+        // Leaves the grid (which ends near 32 mm) but stays 4 mm from the
+        // wall: the last balls reach past the grid, a valid proof.
+        assert!(field.certifies(
+            &Point3::new(20.0, 20.0, 20.0),
+            &Point3::new(20.0, 36.0, 20.0),
+            0.5
+        ));
+        // Deep inside: certified, and a point alone too.
+        let p = Point3::new(20.0, 20.0, 20.0);
+        assert!(field.certifies(&p, &Point3::new(20.0, 25.0, 20.0), 5.0));
+        assert!(field.certifies(&p, &p, 5.0));
+        assert!(!field.certifies(&p, &p, 20.5));
+        // The decision on a point (a path shorter than the entry allowance).
+        assert!(field.clears(&p, &p, 5.0));
+        assert!(!field.clears(&p, &p, 20.5));
+    }
+}
