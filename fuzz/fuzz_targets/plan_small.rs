@@ -5,4 +5,4 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../src/entries.rs"]
 mod entries;
 
-fuzz_target!(|data: &[u8]| entries::plan_small(data));
+fuzz_target!(init: entries::plan_small_init(), |data: &[u8]| entries::plan_small(data));

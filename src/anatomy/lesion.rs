@@ -546,6 +546,12 @@ impl Lesion {
             h *= 2.0;
             r = range(h);
         }
+        // No node when an axis holds no lattice plane: return before the
+        // outer loops walk the other axes (astronomically long for a lesion
+        // that is huge along them and thinner than `h` across).
+        if r.iter().any(|&(a, b)| a > b) {
+            return;
+        }
         let mut zs = Vec::new();
         for i in r[0].0..=r[0].1 {
             let x = i as f64 * h;

@@ -24,6 +24,7 @@ mod plan;
 pub use candidates::{EntryZone, EntryZoneRule};
 pub use evaluate::{Entry, RejectReason, Rules};
 pub use plan::MAX_ENTRY_RAYS;
+pub use plan::MAX_TIP_NODES_PER_CANDIDATE;
 pub use plan::{
     plan, plan_with, score, vessel_zone, Plan, PlanOptions, PlanStatus, Trajectory, TrajectoryView,
 };

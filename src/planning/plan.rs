@@ -38,7 +38,7 @@ use super::candidates::{
 use super::coverage;
 use super::evaluate::{Entry, EntryLocal, RejectReason, Rules, ENTRY_STEP_MM};
 use super::field::ClearanceField;
-use crate::anatomy::HipModel;
+use crate::anatomy::{HipModel, MAX_GRID_NODES};
 use crate::case::Case;
 use crate::error::{Error, Result};
 use crate::geometry::Sphere;
@@ -96,6 +96,26 @@ impl Default for PlanOptions {
 /// `pi (radius / spacing)^2` for the entry zone): a larger zone widens the
 /// entry spacing, with a warning, so that planning time stays bounded.
 pub const MAX_ENTRY_RAYS: usize = 1 << 20;
+
+/// Largest number of lattice nodes the tip grid evaluates per candidate
+/// pair allowed ([`PlanOptions::max_candidates`]; never more than
+/// [`crate::anatomy::MAX_GRID_NODES`]): the grid spans the lesion's bounding
+/// box, so a thin, flat or huge lesion coarsens the tip spacing, with a
+/// warning, so that planning time stays bounded by the candidate limit.
+pub const MAX_TIP_NODES_PER_CANDIDATE: usize = 1024;
+
+/// Lattice nodes of the tip grid at spacing `h_mm` (as
+/// [`crate::anatomy::Lesion::grid_points`] counts them), in f64.
+fn lattice_nodes(lesion: &crate::anatomy::Lesion, h_mm: f64) -> f64 {
+    let (lo, hi) = lesion.bounds_mm();
+    (0..3)
+        .map(|a| {
+            let first = (lo[a] / h_mm).ceil() as i64;
+            let last = (hi[a] / h_mm).floor() as i64;
+            (last as f64 - first as f64 + 1.0).max(0.0)
+        })
+        .product()
+}
 
 /// Whether a plan found a safe trajectory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,6 +341,23 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
         tip_h = (lesion_mm3 / max_tips as f64).cbrt();
         warnings.push(format!(
             "candidate limit {}: tip spacing coarsened to {tip_h:.2} mm",
+            opts.max_candidates
+        ));
+    }
+    // The tip grid evaluates every lattice node of the lesion's bounding
+    // box, which a thin, flat or astronomically large lesion makes far
+    // larger than its volume: bound the nodes as well, so that the grid
+    // costs what the candidate limit allows (and the loop below runs a
+    // bounded number of times, each on at most that many nodes).
+    let node_budget = max_tips
+        .saturating_mul(MAX_TIP_NODES_PER_CANDIDATE)
+        .min(MAX_GRID_NODES) as f64;
+    if lattice_nodes(&model.lesion, tip_h) > node_budget {
+        while lattice_nodes(&model.lesion, tip_h) > node_budget {
+            tip_h *= 1.25;
+        }
+        warnings.push(format!(
+            "candidate limit {}: tip spacing coarsened to {tip_h:.2} mm (at most {MAX_TIP_NODES_PER_CANDIDATE} lattice nodes per candidate)",
             opts.max_candidates
         ));
     }

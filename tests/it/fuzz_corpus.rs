@@ -311,3 +311,119 @@ fn plan_small_short_path_keeps_its_clearance() {
     let p = fuzz_dir().join("regressions/plan_small/short_path_tip_clearance");
     entries::plan_small(&std::fs::read(p).unwrap());
 }
+
+/// Per-input cost of `plan_small` over its committed corpus (run by hand:
+/// `cargo test --release --test it fuzz_corpus -- --ignored
+/// plan_small_cost --nocapture`): the base models are built first, then
+/// every file is timed; prints the total, the mean and the slowest inputs.
+/// `AVNPLAN_FUZZ_LIMIT=n` replays only the first `n` files (for callgrind).
+#[test]
+#[ignore = "prints timings; run by hand"]
+fn plan_small_cost() {
+    let limit: usize = std::env::var("AVNPLAN_FUZZ_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(usize::MAX);
+    entries::plan_small(&[]);
+    let mut times = Vec::new();
+    for sub in ["corpus", "seeds", "regressions"] {
+        for p in files(&fuzz_dir().join(sub).join("plan_small")) {
+            let bytes = std::fs::read(&p).expect("corpus file");
+            let t = std::time::Instant::now();
+            entries::plan_small(&bytes);
+            times.push((t.elapsed().as_secs_f64() * 1e3, p));
+        }
+    }
+    times.truncate(limit);
+    let total: f64 = times.iter().map(|t| t.0).sum();
+    println!(
+        "{} inputs, {total:.1} ms, mean {:.3} ms",
+        times.len(),
+        total / times.len() as f64
+    );
+    times.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (ms, p) in times.iter().take(15) {
+        println!("{ms:9.3} ms  {}", p.display());
+    }
+}
+
+/// Fuzz timeout (plan_small, session 4; inputs
+/// `regressions/plan_small/needle_lesion_empty_grid_axis` and
+/// `huge_lesion_axis*`): a lesion thinner than the tip spacing across and
+/// astronomically long along one axis holds no lattice node, yet the tip
+/// grid walked its two long axes node by node (~10^38 empty steps: a
+/// hang). `Lesion::grid_points` now returns at once when an axis holds no
+/// lattice plane, and the planner bounds the lattice nodes by
+/// `MAX_TIP_NODES_PER_CANDIDATE` per allowed candidate.
+#[test]
+fn plan_small_needle_lesion_does_not_walk_an_empty_grid() {
+    for name in [
+        "needle_lesion_empty_grid_axis",
+        "huge_lesion_axis",
+        "huge_lesion_axis_refine",
+    ] {
+        let p = fuzz_dir().join("regressions/plan_small").join(name);
+        entries::plan_small(&std::fs::read(p).unwrap());
+    }
+}
+
+/// The lattice of an axis-aligned needle lesion thinner than the spacing
+/// across holds no node: no point, found without walking the long axis.
+#[test]
+fn needle_lesion_grid_is_empty() {
+    use avnplan::anatomy::Lesion;
+    use avnplan::geometry::Ellipsoid;
+    use nalgebra::{Point3, Rotation3, Vector3};
+    let e = Ellipsoid::new(
+        Point3::new(0.5, 0.0, 0.5),
+        Vector3::new(1e-4, 1e300, 1e-4),
+        Rotation3::identity(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    Lesion::Ellipsoid(e).grid_points(1.0, &mut out);
+    assert!(out.is_empty(), "{} points", out.len());
+}
+
+/// A lesion whose bounding box dwarfs the candidate limit (one semi-axis
+/// of 1e300 mm, thin across) is planned with the tip spacing coarsened
+/// until the lattice has at most `MAX_TIP_NODES_PER_CANDIDATE` nodes per
+/// allowed pair, with a warning saying so; every number stays finite.
+#[test]
+fn huge_lesion_lattice_is_bounded_by_the_candidate_limit() {
+    use avnplan::anatomy::Lesion;
+    use avnplan::geometry::Ellipsoid;
+    use avnplan::phantom::{Phantom, PhantomOptions};
+    use avnplan::pipeline::{build_model, PipelineOptions};
+    use avnplan::planning::{plan_with, PlanOptions, MAX_TIP_NODES_PER_CANDIDATE};
+    use nalgebra::{Rotation3, Vector3};
+    let mut o = PhantomOptions::default();
+    o.mesh_step_mm = 2.0;
+    o.image_size_px = 256;
+    o.with_mesh = false;
+    let ph = Phantom::generate(2, &o).unwrap();
+    let mut po = PipelineOptions::default();
+    po.reconstruction.mesh_step_mm = 6.0;
+    let mut built = build_model(&ph.case, &po).unwrap();
+    let head = built.model.head;
+    built.model.lesion = Lesion::Ellipsoid(
+        Ellipsoid::new(
+            head.center + Vector3::new(-4.0, -4.0, -4.0),
+            Vector3::new(1e300, 6.5, 3.0),
+            Rotation3::from_euler_angles(0.0, 0.6, -2.7),
+        )
+        .unwrap(),
+    );
+    let mut opts = PlanOptions::default();
+    opts.max_candidates = 25;
+    opts.refine = false;
+    let plan = plan_with(&built.model, &ph.case, &opts).unwrap();
+    let tag = format!("at most {MAX_TIP_NODES_PER_CANDIDATE} lattice nodes per candidate");
+    assert!(
+        plan.warnings.iter().any(|w| w.contains(&tag)),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(plan.candidates <= 25);
+    assert!(plan.coverage.is_finite());
+}
