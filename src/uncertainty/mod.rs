@@ -22,6 +22,35 @@
 //!   `N(0, rotation_sd_rad)` about a uniformly random axis and a
 //!   translation of `N(0, translation_sd_mm)` per axis.
 //!
+//! * **Unmeasured shape.** Two views measure two widths of each neck (and
+//!   shaft) section, not its orientation: the ellipses with those two
+//!   widths form a one-parameter family, and the reconstruction returns one
+//!   member (a semi-axis along the first view's width direction). The true
+//!   section is another member, up to about 2 mm wider or narrower in the
+//!   diagonal directions; that model error is an order of magnitude larger
+//!   than the annotation noise's effect on a clearance (about 0.15 mm SD at
+//!   1 px). Each sample therefore redraws its sections from the family,
+//!   restricted to the anatomical aspect ratio (semi-axes ratio <=
+//!   [`crate::reconstruction::MAX_SECTION_ASPECT`] = 1.4; the neck is oval,
+//!   about 1.2-1.26, domain.md §2, Saengnipanthkul 2012): a uniform
+//!   quantile of each section's admissible interval of the family
+//!   parameter, one quantile per tube and sample (the sections of a neck
+//!   turn together), from its own seeded stream.
+//!   [`UncertaintyOptions::section_shape_spread`] narrows it (0: the fitted
+//!   sections, noise only). Sections measured by three or more views are
+//!   fitted by least squares and kept.
+//!
+//! # First-order propagation
+//!
+//! Where it is cheap, the noise is propagated to first order instead:
+//! [`tip_depth_sd_first_order_mm`] gives the standard deviation of the
+//! tip's depth below the head sphere (rule 3's subchondral distance) from
+//! the head fit's covariance (`sigma^2 (J^T J)^-1`, `J` the Gauss-Newton
+//! Jacobian of the silhouette fit); the plan file carries it as
+//! `tip_depth_sd_mm` for views-only models. The Monte Carlo reports the
+//! same quantity ([`TrajectoryUncertainty::tip_depth_sd_mm`]); on a phantom
+//! they agree within 15 % (`tests/it/uncertainty.rs`).
+//!
 //! # One sample
 //!
 //! This is a parametric bootstrap: sample `k` perturbs the case's
@@ -90,7 +119,8 @@
 //! Per trajectory ([`TrajectoryUncertainty`]): the breach probability `p`
 //! (fraction of breach samples) with its Monte Carlo standard error
 //! `sqrt(p (1 - p) / n)`; the 5th percentile of the clearance (linear
-//! interpolation between order statistics); the miss probability. Per
+//! interpolation between order statistics); the miss probability; the
+//! standard deviation of the tip's depth below the sampled head sphere. Per
 //! plan: [`PlanUncertainty::recommended_margin_mm`], the largest clearance
 //! loss `min_clearance_mm - clearance_p05_mm` (>= 0) over the returned
 //! trajectories: planning with that much extra margin on the same model
@@ -612,7 +642,9 @@ pub fn monte_carlo(
                 return Some(
                     segments
                         .iter()
-                        .map(|(e, t)| judge(&rules, &model.bone, lesion.as_ref(), &model.head, e, t))
+                        .map(|(e, t)| {
+                            judge(&rules, &model.bone, lesion.as_ref(), &model.head, e, t)
+                        })
                         .collect(),
                 );
             }
