@@ -50,7 +50,7 @@ pub(super) fn family_range(a: f64, b: f64, kappa: f64) -> Option<(f64, f64)> {
     // Positive definite: m^2 + 2 a^2 kappa m - a^2 b^2 < 0.
     let h = (a2 * a2 * kappa * kappa + a2 * b2).sqrt();
     let (pd_lo, pd_hi) = (-a2 * kappa - h, -a2 * kappa + h);
-    if !(pd_hi > pd_lo) {
+    if pd_hi.is_nan() || pd_lo.is_nan() || pd_hi <= pd_lo {
         return None;
     }
     let ok = |m: f64| admissible(a2, b2 - 2.0 * m * kappa, m);
@@ -127,7 +127,7 @@ fn redraw_section(
     sources: &[Point3<f64>],
     u: f64,
 ) -> Option<TubeSection> {
-    if !(s.hull_margin_mm > 0.0) {
+    if s.hull_margin_mm.is_nan() || s.hull_margin_mm <= 0.0 {
         return None;
     }
     let e1 = s.major_dir.into_inner();
