@@ -423,6 +423,12 @@ pub fn plan_to_file(built: &BuiltModel, plan: &Plan) -> PlanFile {
         },
         breach_probability: t.breach_probability,
         clearance_p05_mm: t.clearance_p05_mm,
+        tip_depth_sd_mm: built
+            .reconstruction
+            .as_ref()
+            .filter(|_| m.bone_source == crate::anatomy::BoneSource::Reconstructed)
+            .map(|r| crate::uncertainty::tip_depth_sd_first_order_mm(&r.head, &t.tip_mm))
+            .filter(|s| s.is_finite()),
         check_views: None,
     };
     PlanFile {

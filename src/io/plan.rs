@@ -85,6 +85,12 @@ pub struct TrajectoryWire {
     /// annotation noise, mm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clearance_p05_mm: Option<f64>,
+    /// Crate addition: first-order standard deviation of the tip's depth
+    /// below the head sphere under the annotation noise, mm (linearised
+    /// head-sphere fit, [`crate::uncertainty::tip_depth_sd_first_order_mm`];
+    /// views-only models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip_depth_sd_mm: Option<f64>,
     /// Crate addition: C-arm positions for checking this needle (see
     /// [`crate::guidance::check_views`]): `perpendicular_ap` and
     /// `perpendicular_lateral` show it at full length, `anterior_wall` and

@@ -18,7 +18,7 @@
 //! The centre covariance is `sigma^2 (J^T J)^-1` with `sigma` the annotation
 //! noise, px (only the radial component of a pixel error moves the fit).
 
-use nalgebra::{DVector, Matrix3, Point2, Point3, Vector3};
+use nalgebra::{DVector, Matrix3, Matrix4, Point2, Point3, Vector3};
 
 use super::lm::{covariance, levenberg_marquardt};
 use super::triangulate::triangulate;
@@ -43,6 +43,11 @@ pub struct HeadFit {
     pub center_sd_mm: [f64; 3],
     /// Standard deviation of the radius, mm.
     pub radius_sd_mm: f64,
+    /// Covariance of `(centre x, y, z, radius)` for the stated pixel noise,
+    /// mm^2: `sigma^2 (J^T J)^-1` with `J` the Gauss-Newton Jacobian of the
+    /// pixel residuals at the solution (first-order propagation; see
+    /// [`crate::uncertainty::tip_depth_sd_first_order_mm`]).
+    pub sphere_covariance_mm2: Matrix4<f64>,
     /// Residual of each silhouette point (view order, point order), px.
     pub residuals_px: Vec<f64>,
 }
@@ -173,6 +178,7 @@ pub fn fit_head(outlines: &[(Projection, Vec<Point2<f64>>)], noise_px: f64) -> R
         center_covariance_mm2,
         center_sd_mm,
         radius_sd_mm: cov[(3, 3)].max(0.0).sqrt(),
+        sphere_covariance_mm2: Matrix4::from_fn(|r, c| cov[(r, c)]),
         residuals_px,
     })
 }

@@ -22,6 +22,35 @@
 //!   `N(0, rotation_sd_rad)` about a uniformly random axis and a
 //!   translation of `N(0, translation_sd_mm)` per axis.
 //!
+//! * **Unmeasured shape.** Two views measure two widths of each neck (and
+//!   shaft) section, not its orientation: the ellipses with those two
+//!   widths form a one-parameter family, and the reconstruction returns one
+//!   member (a semi-axis along the first view's width direction). The true
+//!   section is another member, up to about 2 mm wider or narrower in the
+//!   diagonal directions; that model error is an order of magnitude larger
+//!   than the annotation noise's effect on a clearance (about 0.15 mm SD at
+//!   1 px). Each sample therefore redraws its sections from the family,
+//!   restricted to the anatomical aspect ratio (semi-axes ratio <=
+//!   [`crate::reconstruction::MAX_SECTION_ASPECT`] = 1.4; the neck is oval,
+//!   about 1.2-1.26, domain.md §2, Saengnipanthkul 2012): a uniform
+//!   quantile of each section's admissible interval of the family
+//!   parameter, one quantile per tube and sample (the sections of a neck
+//!   turn together), from its own seeded stream.
+//!   [`UncertaintyOptions::section_shape_spread`] narrows it (0: the fitted
+//!   sections, noise only). Sections measured by three or more views are
+//!   fitted by least squares and kept.
+//!
+//! # First-order propagation
+//!
+//! Where it is cheap, the noise is propagated to first order instead:
+//! [`tip_depth_sd_first_order_mm`] gives the standard deviation of the
+//! tip's depth below the head sphere (rule 3's subchondral distance) from
+//! the head fit's covariance (`sigma^2 (J^T J)^-1`, `J` the Gauss-Newton
+//! Jacobian of the silhouette fit); the plan file carries it as
+//! `tip_depth_sd_mm` for views-only models. The Monte Carlo reports the
+//! same quantity ([`TrajectoryUncertainty::tip_depth_sd_mm`]); on a phantom
+//! they agree within 15 % (`tests/it/uncertainty.rs`).
+//!
 //! # One sample
 //!
 //! This is a parametric bootstrap: sample `k` perturbs the case's
@@ -90,7 +119,8 @@
 //! Per trajectory ([`TrajectoryUncertainty`]): the breach probability `p`
 //! (fraction of breach samples) with its Monte Carlo standard error
 //! `sqrt(p (1 - p) / n)`; the 5th percentile of the clearance (linear
-//! interpolation between order statistics); the miss probability. Per
+//! interpolation between order statistics); the miss probability; the
+//! standard deviation of the tip's depth below the sampled head sphere. Per
 //! plan: [`PlanUncertainty::recommended_margin_mm`], the largest clearance
 //! loss `min_clearance_mm - clearance_p05_mm` (>= 0) over the returned
 //! trajectories: planning with that much extra margin on the same model
@@ -102,12 +132,13 @@
 //! [`UncertaintyOptions::seed`], stream = sample index) and run in parallel
 //! with rayon: the numbers do not depend on the number of threads.
 
+mod shape;
 mod walls;
 
 use std::collections::BTreeMap;
 
 use nalgebra::{Matrix4, Point2, Point3, Rotation3, Unit, Vector3};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -115,10 +146,10 @@ use rayon::prelude::*;
 use crate::anatomy::{HeadNeckFrame, HipModel, Lesion};
 use crate::case::{Case, LesionSpec, MeshFrame};
 use crate::error::{Error, Result};
-use crate::geometry::BoneSurface;
+use crate::geometry::{BoneSurface, Sphere};
 use crate::imaging::{Annotations, Projection, View};
 use crate::planning::{Entry, Plan, PlanStatus, RejectReason, Rules};
-use crate::reconstruction::{reconstruct, ReconstructionOptions};
+use crate::reconstruction::{reconstruct, HeadFit, ReconstructionOptions};
 use walls::SampledFemur;
 pub use walls::{measured_wall_depth_mm, WALL_TOL_MM};
 
@@ -146,6 +177,15 @@ pub const BACKOFF_MM: f64 = 15.0;
 /// Default step of the walk along a line on a sampled femur, mm: 0.1, a
 /// tenth of the planner's mesh step.
 pub const DEFAULT_LINE_STEP_MM: f64 = 0.1;
+
+/// Default spread of the unmeasured section shape: 1, the whole family of
+/// ellipses consistent with the two measured widths and the anatomical
+/// aspect bound (see "Unmeasured shape" in the module docs).
+pub const DEFAULT_SECTION_SHAPE_SPREAD: f64 = 1.0;
+
+/// Salt of the seed of the shape draws (their own stream, so that the
+/// annotation noise of a sample does not depend on whether shapes are drawn).
+const SHAPE_SALT: u64 = 0x5a4e_5a4e_0000_0001;
 
 /// Error model of a view's calibration (one sigma, per view, independent).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -177,6 +217,13 @@ pub struct UncertaintyOptions {
     /// and clearance samples, see "One sample" in the module docs).
     /// Default [`DEFAULT_LINE_STEP_MM`].
     pub line_step_mm: f64,
+    /// Spread of the unmeasured shape of two-view tube sections, in [0, 1]:
+    /// each sample draws its neck's (and shaft's) sections from this
+    /// central fraction of the admissible family of ellipses (see
+    /// "Unmeasured shape" in the module docs); 0 keeps the fitted sections
+    /// (annotation noise and calibration error only). Default
+    /// [`DEFAULT_SECTION_SHAPE_SPREAD`].
+    pub section_shape_spread: f64,
 }
 
 impl Default for UncertaintyOptions {
@@ -188,6 +235,7 @@ impl Default for UncertaintyOptions {
             calibration: CalibrationError::default(),
             sample_shrink_mm: DEFAULT_SAMPLE_SHRINK_MM,
             line_step_mm: DEFAULT_LINE_STEP_MM,
+            section_shape_spread: DEFAULT_SECTION_SHAPE_SPREAD,
         }
     }
 }
@@ -209,6 +257,10 @@ pub struct TrajectoryUncertainty {
     pub clearance_mean_mm: f64,
     /// Standard deviation of the clearance, mm.
     pub clearance_sd_mm: f64,
+    /// Standard deviation of the tip's depth below the sampled head
+    /// sphere (`radius - |tip - centre|`), mm: the Monte Carlo counterpart
+    /// of [`tip_depth_sd_first_order_mm`].
+    pub tip_depth_sd_mm: f64,
     /// Breach samples per failed rule.
     pub reasons: BTreeMap<RejectReason, usize>,
     /// Samples used.
@@ -238,6 +290,8 @@ struct Outcome {
     breach: Option<RejectReason>,
     miss: bool,
     clearance_mm: f64,
+    /// Depth of the tip below the sample's head sphere, mm.
+    tip_depth_mm: f64,
 }
 
 /// Gaussian perturbation of every annotated coordinate.
@@ -316,10 +370,12 @@ fn judge(
     rules: &Rules,
     bone: &BoneSurface,
     lesion: Option<&Lesion>,
+    head: &Sphere,
     entry: &Point3<f64>,
     tip: &Point3<f64>,
 ) -> Outcome {
     let miss = lesion.is_some_and(|l| !l.contains(tip));
+    let tip_depth_mm = tip_depth_mm(head, tip);
     let v = tip - entry;
     let len = v.norm();
     let shallow = || Outcome {
@@ -328,6 +384,7 @@ fn judge(
         clearance_mm: bone.segment_distance_mm(tip, tip)
             * if bone.contains(tip) { 1.0 } else { -1.0 }
             - rules.needle_radius_mm,
+        tip_depth_mm,
     };
     let Some(d) = Unit::try_new(v, 1e-9) else {
         return shallow();
@@ -341,6 +398,7 @@ fn judge(
             breach: Some(RejectReason::LeavesBone),
             miss,
             clearance_mm: rules.min_clearance_mm(bone, &origin, tip),
+            tip_depth_mm,
         };
     }
     let Some(hit) = bone.first_hit(&origin, &d, BACKOFF_MM + len) else {
@@ -360,7 +418,13 @@ fn judge(
         breach,
         miss,
         clearance_mm,
+        tip_depth_mm,
     }
+}
+
+/// Depth of `tip` below the sphere `head` (`radius - |tip - centre|`), mm.
+fn tip_depth_mm(head: &Sphere, tip: &Point3<f64>) -> f64 {
+    head.radius_mm - (tip - head.center).norm()
 }
 
 /// The lesion of a sample: the case's explicit lesion, Kerboul arcs on the
@@ -385,6 +449,86 @@ fn sample_lesion(
         Some(_) => Some(model.lesion.clone()),
         None => r.lesion.as_ref().map(|l| Lesion::Ellipsoid(l.ellipsoid)),
     }
+}
+
+/// First-order standard deviation of the depth of `tip` below the fitted
+/// head sphere (`radius - |tip - centre|`), mm, from the head fit's
+/// covariance ([`HeadFit::sphere_covariance_mm2`], the Gauss-Newton
+/// Jacobian of the silhouette fit scaled by the annotation noise): with
+/// `n = (tip - centre) / |tip - centre|`, the gradient of the depth in
+/// `(centre, radius)` is `(n, 1)` and the variance `g^T C g`. This is the
+/// uncertainty of the subchondral distance (rule 3) the head carries; it
+/// is cheap (no sampling) and matches the Monte Carlo's
+/// [`TrajectoryUncertainty::tip_depth_sd_mm`] at `section_shape_spread`
+/// any value (the head is a sphere: its shape is measured) within the
+/// sampling error (see `tests/it/uncertainty.rs`). A tip at the centre
+/// (no gradient of the distance) gets the radius's standard deviation.
+///
+/// # Example
+/// ```
+/// use avnplan::imaging::CArm;
+/// use avnplan::geometry::Ellipsoid;
+/// use avnplan::reconstruction::{ellipsoid_outline_px, fit_head};
+/// use avnplan::uncertainty::tip_depth_sd_first_order_mm;
+/// use nalgebra::Point3;
+/// let carm = |primary_deg: f64| CArm {
+///     sid_mm: 1000.0, sod_mm: 650.0, primary_angle_rad: primary_deg.to_radians(),
+///     secondary_angle_rad: 0.0, pixel_spacing_mm: [0.3, 0.3],
+///     isocenter_mm: Point3::origin(), principal_point_px: None, image_size_px: [1024, 1024],
+/// }.projection().unwrap();
+/// let head = Ellipsoid::sphere(Point3::new(0.0, 0.0, 0.0), 24.0)?;
+/// let views: Vec<_> = [0.0, 90.0].iter().map(|&a| {
+///     let p = carm(a);
+///     (p, ellipsoid_outline_px(&p, &head, 40).unwrap())
+/// }).collect();
+/// let fit = fit_head(&views, 1.0)?;
+/// let at_centre = tip_depth_sd_first_order_mm(&fit, &Point3::origin());
+/// approx::assert_relative_eq!(at_centre, fit.radius_sd_mm, epsilon = 1e-12);
+/// // Off centre the centre's uncertainty adds (about 0.1 mm at 1 px here).
+/// let off = tip_depth_sd_first_order_mm(&fit, &Point3::new(0.0, 0.0, 18.0));
+/// assert!(off > 0.0 && off < 0.5);
+/// # Ok::<(), avnplan::Error>(())
+/// ```
+#[must_use]
+pub fn tip_depth_sd_first_order_mm(head: &HeadFit, tip: &Point3<f64>) -> f64 {
+    let c = head.sphere.center;
+    let n = (tip - c).try_normalize(1e-9).unwrap_or_else(Vector3::zeros);
+    let g = nalgebra::Vector4::new(n.x, n.y, n.z, 1.0);
+    (g.transpose() * head.sphere_covariance_mm2 * g)[(0, 0)]
+        .max(0.0)
+        .sqrt()
+}
+
+/// Redraws the unmeasured shape of the sampled femur's two-view tube
+/// sections (see "Unmeasured shape" in the module docs): one uniform
+/// quantile per tube in the central `spread` of the admissible family,
+/// from the sample's own stream.
+fn redraw_shapes(
+    femur: &mut crate::reconstruction::ReconstructedFemur,
+    views: &[View],
+    spread: f64,
+    seed: u64,
+    k: usize,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SHAPE_SALT);
+    rng.set_stream(k as u64);
+    let sources = |neck: bool| -> Vec<Point3<f64>> {
+        views
+            .iter()
+            .filter(|v| {
+                if neck {
+                    v.annotations.neck_edges_px.is_some()
+                } else {
+                    v.annotations.shaft_edges_px.is_some()
+                }
+            })
+            .map(|v| v.projection.source_mm())
+            .collect()
+    };
+    let mut quantile = || 0.5 + spread * (rng.random::<f64>() - 0.5);
+    let (qn, qs) = (quantile(), quantile());
+    shape::redraw_tube(&mut femur.neck, &sources(true), qn);
+    shape::redraw_tube(&mut femur.shaft, &sources(false), qs);
 }
 
 /// Linear-interpolated quantile `q` of sorted values.
@@ -470,6 +614,10 @@ pub fn monte_carlo(
     if !(opts.line_step_mm.is_finite() && (0.01..=1.0).contains(&opts.line_step_mm)) {
         return Err(Error::invalid("line_step_mm", "must be in [0.01, 1] mm"));
     }
+    let spread = opts.section_shape_spread;
+    if !(spread.is_finite() && (0.0..=1.0).contains(&spread)) {
+        return Err(Error::invalid("section_shape_spread", "must be in [0, 1]"));
+    }
     let c = &case.constraints;
     let rules = Rules::new(c, &case.forbidden_zones, 0.0);
     let bone_known = matches!(case.bone_mesh, Some((_, MeshFrame::World)));
@@ -494,7 +642,9 @@ pub fn monte_carlo(
                 return Some(
                     segments
                         .iter()
-                        .map(|(e, t)| judge(&rules, &model.bone, lesion.as_ref(), e, t))
+                        .map(|(e, t)| {
+                            judge(&rules, &model.bone, lesion.as_ref(), &model.head, e, t)
+                        })
                         .collect(),
                 );
             }
@@ -506,11 +656,17 @@ pub fn monte_carlo(
                 return Some(
                     segments
                         .iter()
-                        .map(|(e, t)| judge(&rules, &model.bone, lesion.as_ref(), e, t))
+                        .map(|(e, t)| {
+                            judge(&rules, &model.bone, lesion.as_ref(), &r.head.sphere, e, t)
+                        })
                         .collect(),
                 );
             }
-            let femur = SampledFemur::new(r.femur.as_ref()?)?;
+            let mut sampled = r.femur.clone()?;
+            if spread > 0.0 {
+                redraw_shapes(&mut sampled, &views, spread, opts.seed, k);
+            }
+            let femur = SampledFemur::new(&sampled)?;
             Some(
                 segments
                     .iter()
@@ -520,6 +676,7 @@ pub fn monte_carlo(
                             breach: v.breach,
                             miss: miss(t),
                             clearance_mm: v.clearance_mm,
+                            tip_depth_mm: tip_depth_mm(&r.head.sphere, t),
                         }
                     })
                     .collect(),
@@ -542,8 +699,11 @@ pub fn monte_carlo(
             let mut breaches = 0usize;
             let mut misses = 0usize;
             let mut cl: Vec<f64> = Vec::with_capacity(ok.len());
+            let (mut dsum, mut dsq) = (0.0, 0.0);
             for s in &ok {
                 let o = s[i];
+                dsum += o.tip_depth_mm;
+                dsq += o.tip_depth_mm * o.tip_depth_mm;
                 if let Some(r) = o.breach {
                     breaches += 1;
                     *reasons.entry(r).or_insert(0) += 1;
@@ -555,6 +715,8 @@ pub fn monte_carlo(
             let p = breaches as f64 / m;
             let mean = cl.iter().sum::<f64>() / m;
             let var = cl.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);
+            let dmean = dsum / m;
+            let dvar = ((dsq - m * dmean * dmean) / (m - 1.0).max(1.0)).max(0.0);
             TrajectoryUncertainty {
                 breach_probability: p,
                 breach_standard_error: (p * (1.0 - p) / m).sqrt(),
@@ -562,6 +724,7 @@ pub fn monte_carlo(
                 clearance_p05_mm: quantile(&cl, 0.05),
                 clearance_mean_mm: mean,
                 clearance_sd_mm: var.sqrt(),
+                tip_depth_sd_mm: dvar.sqrt(),
                 reasons,
                 samples: ok.len(),
             }
