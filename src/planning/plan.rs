@@ -603,7 +603,7 @@ fn empty_plan(
 /// Spacing of the distance field that proves rule 2 on the hot path, mm
 /// (see `field`): a node is at most `0.87 h` from any point, so clearances
 /// a few mm above the requirement are proved with few balls.
-const FIELD_SPACING_MM: f64 = 1.0;
+const FIELD_SPACING_MM: f64 = 1.5;
 
 /// Node distances of that field are capped this far above the clearance
 /// requirement, mm (cheaper node queries; balls up to this radius).
