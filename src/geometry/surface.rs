@@ -999,6 +999,42 @@ impl BoneSurface {
         let thr_sq_hi = threshold_mm * threshold_mm * (1.0 + 1e-12);
         let r = threshold_mm * (1.0 + 1e-12) + SLACK_MM;
         let seg = Seg::new(a, b);
+        self.visit_near_triangles(&seg, a, b, r, |tri| {
+            if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
+                return false;
+            }
+            let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq_hi);
+            if d2 < thr_sq_hi {
+                // Decide on the same rounded value as segment_distance_mm:
+                // sqrt(min d^2) < threshold.
+                let m = if d2.sqrt() < threshold_mm {
+                    d2
+                } else {
+                    segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)
+                };
+                if m.sqrt() < threshold_mm {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+
+    /// Visits every triangle that may come within `r` of segment `[a, b]`
+    /// (`seg` its precomputed form), in near-first BVH order, pruned by node
+    /// box, node sphere, node slab, triangle sphere and triangle plane; stops
+    /// and returns `false` as soon as `visit` does, `true` otherwise. The one
+    /// traversal of the threshold queries ([`BoneSurface::segment_clears`],
+    /// `segment_clears_band`); no allocation.
+    #[inline(always)]
+    fn visit_near_triangles(
+        &self,
+        seg: &Seg,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        r: f64,
+        mut visit: impl FnMut(&[Point3<f64>; 3]) -> bool,
+    ) -> bool {
         let nodes = &self.bvh.nodes;
         let mut stack = [0u32; STACK_SIZE];
         let mut sp = 0;
@@ -1015,27 +1051,13 @@ impl BoneSurface {
                     if seg.dist_sq(&Vector3::new(s[0], s[1], s[2])) >= rr * rr {
                         continue;
                     }
-                    // Farther than the (widened) threshold from its plane:
-                    // neither crossed nor closer than the threshold.
+                    // Farther than `r` from its plane: neither crossed nor
+                    // within `r`.
                     if self.plane_gap(k as usize, a, b) >= r {
                         continue;
                     }
-                    let tri = &self.tris[k as usize];
-                    if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
+                    if !visit(&self.tris[k as usize]) {
                         return false;
-                    }
-                    let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq_hi);
-                    if d2 < thr_sq_hi {
-                        // Decide on the same rounded value as segment_distance_mm:
-                        // sqrt(min d^2) < threshold.
-                        let m = if d2.sqrt() < threshold_mm {
-                            d2
-                        } else {
-                            segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)
-                        };
-                        if m.sqrt() < threshold_mm {
-                            return false;
-                        }
                     }
                 }
             } else {
@@ -1247,71 +1269,20 @@ impl BoneSurface {
         let (lo_sq, hi_sq) = (lo * lo, hi * hi);
         let r = hi * (1.0 + 1e-12) + SLACK_MM;
         let seg = Seg::new(a, b);
-        let nodes = &self.bvh.nodes;
-        let mut stack = [0u32; STACK_SIZE];
-        let mut sp = 0;
-        if seg.slab(&nodes[0], r).is_none() {
-            return Some(true);
-        }
         let mut in_band = false;
-        let mut cur = 0u32;
-        loop {
-            let n = &nodes[cur as usize];
-            if n.is_leaf() {
-                for k in n.first..n.first + n.count {
-                    let s = &self.spheres[k as usize];
-                    let rr = s[3] + r;
-                    if seg.dist_sq(&Vector3::new(s[0], s[1], s[2])) >= rr * rr {
-                        continue;
-                    }
-                    if self.plane_gap(k as usize, a, b) >= r {
-                        continue;
-                    }
-                    let tri = &self.tris[k as usize];
-                    if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
-                        return Some(false);
-                    }
-                    let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, lo_sq);
-                    if d2 < lo_sq {
-                        return Some(false);
-                    }
-                    if d2 < hi_sq {
-                        in_band = true;
-                    }
-                }
-            } else {
-                let l = n.first;
-                let (nl, nr) = (&nodes[l as usize], &nodes[l as usize + 1]);
-                let hl = seg
-                    .slab(nl, r)
-                    .filter(|_| !seg.misses_sphere(nl, r) && self.slab_gap(l as usize, a, b) < r);
-                let hr = seg.slab(nr, r).filter(|_| {
-                    !seg.misses_sphere(nr, r) && self.slab_gap(l as usize + 1, a, b) < r
-                });
-                match (hl, hr) {
-                    (Some(x), Some(y)) => {
-                        let (near, far) = if x <= y { (l, l + 1) } else { (l + 1, l) };
-                        stack[sp] = far;
-                        sp += 1;
-                        cur = near;
-                        continue;
-                    }
-                    (Some(_), None) => {
-                        cur = l;
-                        continue;
-                    }
-                    (None, Some(_)) => {
-                        cur = l + 1;
-                        continue;
-                    }
-                    (None, None) => {}
-                }
+        let clear = self.visit_near_triangles(&seg, a, b, r, |tri| {
+            if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
+                return false;
             }
-            if sp == 0 {
-                break;
+            let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, lo_sq);
+            if d2 < lo_sq {
+                return false;
             }
-            sp -= 1;
-            cur = stack[sp];
+            in_band |= d2 < hi_sq;
+            true
+        });
+        if !clear {
+            return Some(false);
         }
         (!in_band).then_some(true)
     }

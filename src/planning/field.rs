@@ -217,29 +217,10 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// A 40 mm box with a 0.2 mm thick internal slab wall is not closed
-    /// nicely; use two boxes instead: a closed cube, and segments inside.
+    /// A closed cube of side `size` mm with a corner at the origin.
     fn cube(size: f64) -> BoneSurface {
-        let v: Vec<Point3<f64>> = (0..8)
-            .map(|i| {
-                Point3::new((i & 1) as f64, ((i >> 1) & 1) as f64, ((i >> 2) & 1) as f64) * size
-            })
-            .collect();
-        let t = vec![
-            [0, 2, 1],
-            [1, 2, 3],
-            [4, 5, 6],
-            [5, 7, 6],
-            [0, 1, 4],
-            [1, 5, 4],
-            [2, 6, 3],
-            [3, 6, 7],
-            [0, 4, 2],
-            [2, 4, 6],
-            [1, 3, 5],
-            [3, 7, 5],
-        ];
-        BoneSurface::new(TriMesh::new(v, t).unwrap()).unwrap()
+        let m = TriMesh::cuboid(Point3::origin(), Point3::new(size, size, size)).unwrap();
+        BoneSurface::new(m).unwrap()
     }
 
     #[test]
