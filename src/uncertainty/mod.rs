@@ -151,7 +151,7 @@ use crate::imaging::{Annotations, Projection, View};
 use crate::planning::{Entry, Plan, PlanStatus, RejectReason, Rules};
 use crate::reconstruction::{reconstruct, HeadFit, ReconstructionOptions};
 use walls::SampledFemur;
-pub use walls::{measured_wall_depth_mm, WALL_TOL_MM};
+pub use walls::{measured_wall_depth_mm, measured_wall_distance_mm, MAX_RAY_MM, WALL_TOL_MM};
 
 /// Default number of Monte Carlo samples in a plan: 100, one reconstruction
 /// without the femur mesh each (about 12 ms; about 1.3 s of CPU for a
@@ -224,6 +224,14 @@ pub struct UncertaintyOptions {
     /// (annotation noise and calibration error only). Default
     /// [`DEFAULT_SECTION_SHAPE_SPREAD`].
     pub section_shape_spread: f64,
+    /// Judge rule 2 (clearance) and rule 3 (tip depth) on the cheap lower
+    /// bound of the distance to the measured walls
+    /// ([`measured_wall_depth_mm`]) instead of the exact distance to the
+    /// sampled surface. The bound is loose where two walls meet (the
+    /// head-neck junction: up to about 0.5 mm), so it overstates breaches;
+    /// kept to compare with the estimate of earlier versions. Default
+    /// false.
+    pub wall_distance_lower_bound: bool,
 }
 
 impl Default for UncertaintyOptions {
@@ -236,6 +244,7 @@ impl Default for UncertaintyOptions {
             sample_shrink_mm: DEFAULT_SAMPLE_SHRINK_MM,
             line_step_mm: DEFAULT_LINE_STEP_MM,
             section_shape_spread: DEFAULT_SECTION_SHAPE_SPREAD,
+            wall_distance_lower_bound: false,
         }
     }
 }
@@ -671,7 +680,13 @@ pub fn monte_carlo(
                 segments
                     .iter()
                     .map(|(e, t)| {
-                        let v = femur.judge(&rules, e, t, opts.line_step_mm);
+                        let v = femur.judge(
+                            &rules,
+                            e,
+                            t,
+                            opts.line_step_mm,
+                            !opts.wall_distance_lower_bound,
+                        );
                         Outcome {
                             breach: v.breach,
                             miss: miss(t),
