@@ -89,8 +89,12 @@
 //!   there: length; incidence (at an entry through a measured wall only);
 //!   forbidden spheres; rule 1, the axis crossing a measured wall after the
 //!   entry (crossings of the fill are taken to stay inside the unseen
-//!   trochanter); rule 2, a lower bound of the distance from the axis past
-//!   the entry allowance to the measured walls; rule 3, the tip's depth.
+//!   trochanter); rule 2, the distance from the axis past the entry
+//!   allowance to the nearest measured-wall point of the sampled surface
+//!   (exact, by ray fans, up to the rule's threshold + 1 mm; a cheap lower
+//!   bound prunes the search and is what earlier versions used: it was
+//!   about 0.4 mm short under the head-neck junction, see `walls.rs`);
+//!   rule 3, the tip's depth.
 //!   Rule 6, the tip inside the sampled lesion, is counted apart as a
 //!   **miss**;
 //! * the clearance is that distance minus the needle radius, walked along
