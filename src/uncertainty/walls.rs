@@ -870,7 +870,7 @@ mod tests {
         );
         // Below the limit it is exact; above it, no smaller than the limit.
         let capped = s.min_wall_distance(&origin, &d, 0.0, 45.0, 0.1, 3.0);
-        assert!(capped >= 3.0 && capped <= 5.0 + 1e-9, "{capped}");
+        assert!((3.0..=5.0 + 1e-9).contains(&capped), "{capped}");
     }
 
     #[test]
