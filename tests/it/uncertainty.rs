@@ -663,8 +663,8 @@ fn env_u64(k: &str, d: u64) -> u64 {
 /// the file `AVNPLAN_MC_LINES_OUT` (default `target/mc_lines.tsv`); seeds
 /// already in that file are skipped, so an interrupted run resumes and
 /// ranges can run apart and be combined. Seeds run in parallel (rayon).
-/// Run:
-/// `AVNPLAN_MC_SEED_END=700 nice -n 10 cargo test --release --test it uncertainty_truth_lines -- --ignored --nocapture`
+/// Run (the README's table: seeds 0-579, one 1.5 mm true mesh):
+/// `AVNPLAN_MC_SEED_END=580 AVNPLAN_MC_TRUTH_STEP_MM=1.5 nice -n 10 cargo test --test it -- --ignored --nocapture uncertainty_truth_lines`
 #[test]
 #[ignore = "hundreds of phantoms judged on the truth (about 5 s of CPU per phantom)"]
 fn uncertainty_truth_lines() {
@@ -751,8 +751,10 @@ fn read_predictions(path: &str) -> BTreeMap<u64, Vec<Judged>> {
 /// `AVNPLAN_MC_PRED_OUT` (default `target/mc_pred.tsv`; seeds already there
 /// are skipped, so runs resume and combine) and prints the reliability
 /// table of every prediction in that file and the largest bin error.
-/// `AVNPLAN_MC_VERBOSE=1` prints each line's breach reasons. Run:
-/// `nice -n 10 cargo test --release --test it uncertainty_reliability_table -- --ignored --nocapture`
+/// `AVNPLAN_MC_VERBOSE=1` prints each line's breach reasons;
+/// `AVNPLAN_MC_LOWER_BOUND=1` judges rule 2 on the lower bound of earlier
+/// versions (`UncertaintyOptions::wall_distance_lower_bound`). Run:
+/// `AVNPLAN_MC_SAMPLES=24 nice -n 10 cargo test --test it -- --ignored --nocapture uncertainty_reliability_table`
 #[test]
 #[ignore = "statistics over hundreds of phantoms (needs the lines of uncertainty_truth_lines)"]
 fn uncertainty_reliability_table() {
