@@ -89,8 +89,12 @@
 //!   there: length; incidence (at an entry through a measured wall only);
 //!   forbidden spheres; rule 1, the axis crossing a measured wall after the
 //!   entry (crossings of the fill are taken to stay inside the unseen
-//!   trochanter); rule 2, a lower bound of the distance from the axis past
-//!   the entry allowance to the measured walls; rule 3, the tip's depth.
+//!   trochanter); rule 2, the distance from the axis past the entry
+//!   allowance to the nearest measured-wall point of the sampled surface
+//!   (exact, by ray fans, up to the rule's threshold + 1 mm; a cheap lower
+//!   bound prunes the search and is what earlier versions used: it was
+//!   about 0.4 mm short under the head-neck junction, see `walls.rs`);
+//!   rule 3, the tip's depth.
 //!   Rule 6, the tip inside the sampled lesion, is counted apart as a
 //!   **miss**;
 //! * the clearance is that distance minus the needle radius, walked along
@@ -151,7 +155,7 @@ use crate::imaging::{Annotations, Projection, View};
 use crate::planning::{Entry, Plan, PlanStatus, RejectReason, Rules};
 use crate::reconstruction::{reconstruct, HeadFit, ReconstructionOptions};
 use walls::SampledFemur;
-pub use walls::{measured_wall_depth_mm, WALL_TOL_MM};
+pub use walls::{measured_wall_depth_mm, measured_wall_distance_mm, MAX_RAY_MM, WALL_TOL_MM};
 
 /// Default number of Monte Carlo samples in a plan: 100, one reconstruction
 /// without the femur mesh each (about 12 ms; about 1.3 s of CPU for a
@@ -224,6 +228,14 @@ pub struct UncertaintyOptions {
     /// (annotation noise and calibration error only). Default
     /// [`DEFAULT_SECTION_SHAPE_SPREAD`].
     pub section_shape_spread: f64,
+    /// Judge rule 2 (clearance) and rule 3 (tip depth) on the cheap lower
+    /// bound of the distance to the measured walls
+    /// ([`measured_wall_depth_mm`]) instead of the exact distance to the
+    /// sampled surface. The bound is loose where two walls meet (the
+    /// head-neck junction: up to about 0.5 mm), so it overstates breaches;
+    /// kept to compare with the estimate of earlier versions. Default
+    /// false.
+    pub wall_distance_lower_bound: bool,
 }
 
 impl Default for UncertaintyOptions {
@@ -236,6 +248,7 @@ impl Default for UncertaintyOptions {
             sample_shrink_mm: DEFAULT_SAMPLE_SHRINK_MM,
             line_step_mm: DEFAULT_LINE_STEP_MM,
             section_shape_spread: DEFAULT_SECTION_SHAPE_SPREAD,
+            wall_distance_lower_bound: false,
         }
     }
 }
@@ -671,7 +684,13 @@ pub fn monte_carlo(
                 segments
                     .iter()
                     .map(|(e, t)| {
-                        let v = femur.judge(&rules, e, t, opts.line_step_mm);
+                        let v = femur.judge(
+                            &rules,
+                            e,
+                            t,
+                            opts.line_step_mm,
+                            !opts.wall_distance_lower_bound,
+                        );
                         Outcome {
                             breach: v.breach,
                             miss: miss(t),
