@@ -20,12 +20,16 @@
 //!   triangle closer than the threshold. The answer equals the exact
 //!   comparison `segment_distance_mm(a, b) >= threshold_mm`.
 //! * Exact segment distance ([`BoneSurface::segment_distance_mm`]): a
-//!   crossing test first (distance 0), then branch and bound with true lower
-//!   bounds (segment to the node's circumscribed sphere, and the slab test
-//!   against the box inflated by the best distance so far), started below a
-//!   cap just above the distance to the triangle closest to the segment's
-//!   midpoint (a point query), so that pruning bites from the first node;
-//!   that triangle lies below the cap, so the result is the exact minimum.
+//!   crossing test first (distance 0), then depth-first branch and bound
+//!   with true lower bounds, started below a cap just above the distance to
+//!   the triangle closest to the segment's midpoint (a point query), so that
+//!   pruning bites from the first node; that triangle lies below the cap, so
+//!   the result is the exact minimum. Node bound: the segment is clipped to
+//!   the box inflated by the best distance so far (only that part can come
+//!   closer), then bounded along a separating direction (box centre towards
+//!   the segment) and by the node's oriented slab. Triangle bounds: bounding
+//!   sphere, separating direction, plane; of the five candidates of the exact
+//!   segment-triangle distance only those not proved farther are computed.
 //! * Rays ([`BoneSurface::first_hit`], [`BoneSurface::ray_crossings`]):
 //!   watertight ray/triangle tests (see [`crate::geometry::segment_intersects_triangle`]).
 //!
@@ -1128,6 +1132,20 @@ impl BoneSurface {
     /// node `ni` when that distance is below `r`: `None` when the segment
     /// misses the node's box inflated by `r` (then every such distance is
     /// at least `r`), else `Some(g)` with `distance >= min(r, g)`.
+    ///
+    /// Why it is a true bound: a segment point within `r` of a triangle of
+    /// the node is within `r` of its box, so inside box ⊕ cube(`r`), so in
+    /// the clip `[p0, p1]` (the slab arithmetic of [`Seg::slab`], `r`
+    /// widened by `SLACK_MM` above the rounding of the parameters). For any
+    /// direction `w`, `|p - x| >= (w.(p - c) - w.(x - c)) / |w|`; over the
+    /// clip the first term is smallest at `p0` or `p1`, over the box the
+    /// second is largest at `h . |w|` (`c` centre, `h` half extents). The
+    /// node's triangles also lie in its oriented slab (`node_slabs`), so
+    /// when `p0` and `p1` are beyond the same face, the gap to that face
+    /// bounds the distance too. `w` points from the centre to the segment
+    /// point closest to it (the best direction for a thin segment; any `w`
+    /// is valid). The result is lowered by a relative `1e-12` and
+    /// `SLACK_MM` for the rounding of these few products.
     #[inline(always)]
     fn node_gap(&self, seg: &Seg, ni: u32, r: f64) -> Option<f64> {
         let n = &self.bvh.nodes[ni as usize];
