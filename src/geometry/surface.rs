@@ -1177,27 +1177,38 @@ impl BoneSurface {
         }
         let p0 = seg.a.coords + seg.d * t0;
         let p1 = seg.a.coords + seg.d * t1;
-        let c = (n.lo + n.hi) * 0.5;
-        let h = (n.hi - n.lo) * 0.5;
-        let w = seg.offset_from(&c);
-        let ww = w.norm_squared();
-        let mut g = 0.0f64;
-        if ww > 0.0 {
-            let num = w.dot(&(p0 - c)).min(w.dot(&(p1 - c)))
-                - (h.x * w.x.abs() + h.y * w.y.abs() + h.z * w.z.abs());
-            g = num / ww.sqrt();
-        }
+        let lower = |g: f64| g * (1.0 - 1e-12) - SLACK_MM;
+        // The slab first (cheaper): a bound `>= r` alone proves
+        // `distance >= r`.
         let sl = &self.node_slabs[ni as usize];
         let s0 = sl[0] * p0.x + sl[1] * p0.y + sl[2] * p0.z;
         let s1 = sl[0] * p1.x + sl[1] * p1.y + sl[2] * p1.z;
-        let gs = if s0 > sl[4] && s1 > sl[4] {
+        let gs = lower(if s0 > sl[4] && s1 > sl[4] {
             s0.min(s1) - sl[4]
         } else if s0 < sl[3] && s1 < sl[3] {
             sl[3] - s0.max(s1)
         } else {
             0.0
-        };
-        Some(g.max(gs) * (1.0 - 1e-12) - SLACK_MM)
+        });
+        if gs >= r {
+            return None;
+        }
+        let c = (n.lo + n.hi) * 0.5;
+        let h = (n.hi - n.lo) * 0.5;
+        let w = seg.offset_from(&c);
+        let ww = w.norm_squared();
+        if ww > 0.0 {
+            let num = w.dot(&(p0 - c)).min(w.dot(&(p1 - c)))
+                - (h.x * w.x.abs() + h.y * w.y.abs() + h.z * w.z.abs());
+            // `num / |w| >= rr` without the square root and division, `rr`
+            // above `r` by more than the slack and rounding of `lower`.
+            let rr = (r + SLACK_MM) * (1.0 + 1e-11);
+            if num > 0.0 && num * num >= rr * rr * ww {
+                return None;
+            }
+            return Some(lower(num / ww.sqrt()).max(gs));
+        }
+        Some(gs)
     }
 
     /// Whether the exact minimum distance between segment `[a, b]` and the
