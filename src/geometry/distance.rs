@@ -356,6 +356,46 @@ pub(crate) fn segment_triangle_distance_sq_no_hit(
     best
 }
 
+/// Every candidate of [`segment_triangle_distance_sq_among`].
+#[cfg(test)]
+pub(crate) const ALL_CANDIDATES: u8 = 0b1_1111;
+
+/// The minimum of the squared-distance candidates selected by `mask` of a
+/// segment and a triangle that do not intersect: bit 0 end point `a` to the
+/// triangle, bit 1 end point `b`, bit `2 + k` the segment to edge `k`
+/// (corner `k` to corner `k + 1`) (Ericson 2005, section 5.1.10). With
+/// `mask = 0b1_1111` (all five) this is the exact
+/// squared distance, bit for bit the value of
+/// `segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)`; a caller that
+/// drops only candidates it has proved to be at least some bound `r^2` gets
+/// the exact minimum whenever that is below `r^2` (the same floating-point
+/// candidates, so the same bits), and a value `>= r^2` otherwise.
+/// `f64::INFINITY` for an empty mask.
+#[inline]
+pub(crate) fn segment_triangle_distance_sq_among(
+    a: &Point3<f64>,
+    b: &Point3<f64>,
+    tri: &[Point3<f64>; 3],
+    mask: u8,
+) -> f64 {
+    let mut best = f64::INFINITY;
+    if mask & 1 != 0 {
+        best = (a - closest_point_on_triangle(a, tri)).norm_squared();
+    }
+    if mask & 2 != 0 {
+        best = best.min((b - closest_point_on_triangle(b, tri)).norm_squared());
+    }
+    for k in 0..3 {
+        if mask & (4 << k) != 0 {
+            let d = segment_segment_distance_sq(a, b, &tri[k], &tri[(k + 1) % 3]);
+            if d < best {
+                best = d;
+            }
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,6 +591,63 @@ mod tests {
             &t,
         );
         assert_eq!(d, 0.0);
+    }
+
+    #[test]
+    fn candidates_among_match_the_full_distance_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..500 {
+            let t = [
+                rand_pt(&mut rng, 5.0),
+                rand_pt(&mut rng, 5.0),
+                rand_pt(&mut rng, 5.0),
+            ];
+            let a = rand_pt(&mut rng, 8.0);
+            let b = rand_pt(&mut rng, 8.0);
+            let full = segment_triangle_distance_sq_among(&a, &b, &t, ALL_CANDIDATES);
+            assert_eq!(
+                full.to_bits(),
+                segment_triangle_distance_sq_no_hit(&a, &b, &t, 0.0).to_bits()
+            );
+            // Each candidate alone, then every subset: the minimum of its
+            // candidates.
+            let single: Vec<f64> = (0..5)
+                .map(|k| segment_triangle_distance_sq_among(&a, &b, &t, 1 << k))
+                .collect();
+            assert_eq!(
+                single[0].to_bits(),
+                (a - closest_point_on_triangle(&a, &t))
+                    .norm_squared()
+                    .to_bits()
+            );
+            assert_eq!(
+                single[3].to_bits(),
+                segment_segment_distance_sq(&a, &b, &t[1], &t[2]).to_bits()
+            );
+            for mask in 0u8..32 {
+                let want = (0..5)
+                    .filter(|k| mask & (1 << k) != 0)
+                    .map(|k| single[k])
+                    .fold(f64::INFINITY, f64::min);
+                let got = segment_triangle_distance_sq_among(&a, &b, &t, mask);
+                assert_eq!(got.to_bits(), want.to_bits(), "mask {mask:05b}");
+            }
+        }
+        // Known answer: segment 2 mm above the triangle's plane, over it.
+        let t = tri();
+        let (a, b) = (Point3::new(0.5, 0.5, 2.0), Point3::new(1.0, 1.0, 2.0));
+        assert_relative_eq!(
+            segment_triangle_distance_sq_among(&a, &b, &t, ALL_CANDIDATES),
+            4.0,
+            epsilon = 1e-12
+        );
+        // Without the end points only the edges remain: (0.5, 0.5, 2) to
+        // the legs of the triangle is sqrt(0.25 + 4).
+        assert_relative_eq!(
+            segment_triangle_distance_sq_among(&a, &b, &t, 0b1_1100),
+            4.25,
+            epsilon = 1e-12
+        );
     }
 
     #[test]

@@ -20,12 +20,16 @@
 //!   triangle closer than the threshold. The answer equals the exact
 //!   comparison `segment_distance_mm(a, b) >= threshold_mm`.
 //! * Exact segment distance ([`BoneSurface::segment_distance_mm`]): a
-//!   crossing test first (distance 0), then branch and bound with true lower
-//!   bounds (segment to the node's circumscribed sphere, and the slab test
-//!   against the box inflated by the best distance so far), started below a
-//!   cap just above the distance to the triangle closest to the segment's
-//!   midpoint (a point query), so that pruning bites from the first node;
-//!   that triangle lies below the cap, so the result is the exact minimum.
+//!   crossing test first (distance 0), then depth-first branch and bound
+//!   with true lower bounds, started below a cap just above the distance to
+//!   the triangle closest to the segment's midpoint (a point query), so that
+//!   pruning bites from the first node; that triangle lies below the cap, so
+//!   the result is the exact minimum. Node bound: the segment is clipped to
+//!   the box inflated by the best distance so far (only that part can come
+//!   closer), then bounded along a separating direction (box centre towards
+//!   the segment) and by the node's oriented slab. Triangle bounds: bounding
+//!   sphere, separating direction, plane; of the five candidates of the exact
+//!   segment-triangle distance only those not proved farther are computed.
 //! * Rays ([`BoneSurface::first_hit`], [`BoneSurface::ray_crossings`]):
 //!   watertight ray/triangle tests (see [`crate::geometry::segment_intersects_triangle`]).
 //!
@@ -39,7 +43,8 @@ use nalgebra::{Point3, Unit, Vector3};
 use super::bvh::{Bvh, Node, STACK_SIZE};
 use super::distance::{
     closest_point_on_triangle, closest_point_on_triangle_feature, point_segment_distance_sq,
-    segment_triangle_distance_sq_no_hit, watertight_hit, Feature,
+    segment_triangle_distance_sq_among, segment_triangle_distance_sq_no_hit, watertight_hit,
+    Feature,
 };
 use super::mesh::TriMesh;
 use crate::error::{Error, Result};
@@ -250,6 +255,46 @@ impl Seg {
         Some(t0)
     }
 
+    /// Parameter range `[t0, t1]` of the part of the segment inside the box
+    /// inflated by `r` on every side (box ⊕ cube of half-side `r`), `None`
+    /// when the segment misses it. The same slab arithmetic as
+    /// [`Seg::slab`]; a point of the segment within `r` of the box lies in
+    /// box ⊕ cube, so it has a parameter in the range (callers inflate `r`
+    /// by a slack above the rounding of the parameters).
+    #[inline]
+    fn clip(&self, n: &Node, r: f64) -> Option<(f64, f64)> {
+        let mut t0 = 0.0f64;
+        let mut t1 = 1.0f64;
+        for i in 0..3 {
+            let l = n.lo[i] - r;
+            let h = n.hi[i] + r;
+            let ai = self.a[i];
+            if self.flat[i] {
+                if ai < l || ai > h {
+                    return None;
+                }
+                continue;
+            }
+            let ta = (l - ai) * self.inv_d[i];
+            let tb = (h - ai) * self.inv_d[i];
+            let (tn, tf) = if ta < tb { (ta, tb) } else { (tb, ta) };
+            t0 = t0.max(tn);
+            t1 = t1.min(tf);
+            if t0 > t1 {
+                return None;
+            }
+        }
+        Some((t0, t1))
+    }
+
+    /// `q - p` for the point `q` of the segment closest to `p`.
+    #[inline]
+    fn offset_from(&self, p: &Vector3<f64>) -> Vector3<f64> {
+        let q = p - self.a.coords;
+        let t = (q.dot(&self.d) * self.inv_dd).clamp(0.0, 1.0);
+        self.d * t - q
+    }
+
     /// Squared distance from `p` to the segment.
     #[inline]
     fn dist_sq(&self, p: &Vector3<f64>) -> f64 {
@@ -269,10 +314,20 @@ impl Seg {
     /// A lower bound on the distance from the segment to a node's box
     /// (distance to the circumscribed sphere), mm.
     #[inline]
+    #[allow(
+        dead_code,
+        reason = "the exact distance now bounds nodes with `BoneSurface::node_gap`"
+    )]
     fn node_lower_bound(&self, n: &Node) -> f64 {
         let c = (n.lo + n.hi) * 0.5;
         (self.dist_sq(&c).sqrt() - n.radius - SLACK_MM).max(0.0)
     }
+}
+
+/// The best distance of a branch and bound so far, mm, and its square.
+struct Best {
+    d: f64,
+    d_sq: f64,
 }
 
 /// Squared distance from `p` to a node's box.
@@ -831,17 +886,16 @@ impl BoneSurface {
         if !finite(a) || !finite(b) {
             return f64::INFINITY;
         }
-        let seg = Seg::new(a, b);
         // Crossing segments (distance 0) are found fastest by a ray-like
         // traversal of the boxes the segment passes through.
         if self.segment_intersects(a, b) {
             return 0.0;
         }
         // Branch and bound below a cap just above the distance to one
-        // triangle (the one closest to the midpoint): the slab test prunes
-        // from the first node, and that triangle's own distance is below the
-        // cap, so the result is the exact minimum.
-        self.distance_below(&seg, a, b, self.seed_cap(a, b))
+        // triangle (the one closest to the midpoint): pruning bites from the
+        // first node, and that triangle's own distance is below the cap, so
+        // the result is the exact minimum.
+        self.distance_below(&Seg::new(a, b), a, b, self.seed_cap(a, b))
     }
 
     /// An upper bound on the segment's distance to the surface, strictly
@@ -878,69 +932,54 @@ impl BoneSurface {
         if self.segment_intersects(a, b) {
             return 0.0;
         }
-        let seg = Seg::new(a, b);
         // Below either cap the result is the same exact minimum.
-        self.distance_below(&seg, a, b, self.seed_cap(a, b).min(cap_mm))
+        self.distance_below(&Seg::new(a, b), a, b, self.seed_cap(a, b).min(cap_mm))
     }
 
     /// Exact distance from the segment to the surface if it is below `cap`,
-    /// else `cap` (branch and bound started with `cap` as the best bound).
+    /// else `cap`, bit for bit `min(exact, cap)`: depth-first branch and
+    /// bound, near child first, started with `cap` as the best distance.
     /// The segment must not cross the surface (`segment_intersects` false):
-    /// there is no crossing test here.
+    /// there is no crossing test here. No allocation.
+    ///
+    /// Exact because every prune uses a true lower bound ([`Self::node_gap`],
+    /// [`Self::leaf_below`], slack included) compared with the best distance
+    /// found so far, so no triangle closer than the final result is skipped,
+    /// and the triangles tested give the same floating-point distances as an
+    /// unpruned minimum.
     fn distance_below(&self, seg: &Seg, a: &Point3<f64>, b: &Point3<f64>, cap: f64) -> f64 {
+        let mut best = Best {
+            d: cap,
+            d_sq: cap * cap,
+        };
         let nodes = &self.bvh.nodes;
-        let mut best = cap;
-        let mut best_sq = cap * cap;
+        let Some(g0) = self.node_gap(seg, 0, cap) else {
+            return cap;
+        };
         let mut stack = [(0u32, 0.0f64); STACK_SIZE];
         let mut sp = 0;
-        let mut cur = (0u32, seg.node_lower_bound(&nodes[0]));
+        let mut cur = (0u32, g0);
         loop {
             let (ni, lb) = cur;
-            if lb < best {
+            // `lb` was computed against an earlier (larger or equal) best
+            // distance `r`: the node's triangles are at least `min(r, lb)`
+            // away, so `lb >= best.d` still proves them no closer than best.
+            if lb < best.d {
                 let n = &nodes[ni as usize];
                 if n.is_leaf() {
-                    for k in n.first..n.first + n.count {
-                        let s = &self.spheres[k as usize];
-                        let ds = seg.dist_sq(&Vector3::new(s[0], s[1], s[2]));
-                        if ds > s[3] * s[3] {
-                            let lbt = ds.sqrt() - s[3];
-                            if lbt >= best {
-                                continue;
-                            }
-                        }
-                        // Faces the segment from farther than `best`: its
-                        // distance cannot be smaller (the gap is a true lower
-                        // bound, slack included), so the minimum is unchanged.
-                        if self.plane_gap(k as usize, a, b) >= best {
-                            continue;
-                        }
-                        // No crossing test: the callers ran `segment_intersects`.
-                        let tri = &self.tris[k as usize];
-                        let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, 0.0);
-                        if d2 < best_sq {
-                            best_sq = d2;
-                            best = d2.sqrt();
-                            if best_sq == 0.0 {
-                                return 0.0;
-                            }
-                        }
+                    if self.leaf_below(seg, a, b, n, &mut best) {
+                        return 0.0;
                     }
                 } else {
-                    let r = best * (1.0 + 1e-12) + SLACK_MM;
                     let l = n.first;
                     let mut kids = [(l, 0.0f64), (l + 1, 0.0f64)];
                     let mut m = 0;
                     for c in [l, l + 1] {
-                        let cn = &nodes[c as usize];
-                        if seg.slab(cn, r).is_none() {
-                            continue;
-                        }
-                        let lbc = seg
-                            .node_lower_bound(cn)
-                            .max(self.slab_gap(c as usize, a, b));
-                        if lbc < best {
-                            kids[m] = (c, lbc);
-                            m += 1;
+                        if let Some(g) = self.node_gap(seg, c, best.d) {
+                            if g < best.d {
+                                kids[m] = (c, g);
+                                m += 1;
+                            }
                         }
                     }
                     match m {
@@ -969,7 +1008,207 @@ impl BoneSurface {
             sp -= 1;
             cur = stack[sp];
         }
-        best
+        best.d
+    }
+
+    /// The triangles of leaf `n` against the best distance so far: lowers
+    /// `best` to the distance of every triangle closer than it; `true` when
+    /// one is at distance 0 (the segment touches it).
+    ///
+    /// Bounds, each a true lower bound on the segment-triangle distance
+    /// (computed with slack `SLACK_MM` or `PLANE_SLACK_MM` above the rounding
+    /// on bone-sized coordinates):
+    /// * the part of the segment within `best` of the leaf's box lies in its
+    ///   clip `[p0, p1]` to the box inflated by `best` (box ⊕ cube contains
+    ///   box ⊕ ball); a triangle closer than `best` is closer to that part,
+    ///   so a bound on `[p0, p1]` that reaches `best` proves
+    ///   `distance >= best`;
+    /// * the triangle's bounding sphere;
+    /// * a separating direction `u` (unit, from the sphere centre `c`
+    ///   towards the segment point closest to it): for `p` on `[p0, p1]` and
+    ///   `x` in the triangle, `|p - x| >= u.(p - c) - u.(x - c) >=
+    ///   min(u.(p0 - c), u.(p1 - c)) - max_k u.(v_k - c)` (a linear function
+    ///   is extreme at the ends of a segment and at the corners of a
+    ///   triangle); the same with one edge's two corners bounds the distance
+    ///   to that edge;
+    /// * the triangle's plane when `p0` and `p1` are on one side of it.
+    ///
+    /// The exact distance is the minimum of five candidates (end points to
+    /// the triangle, segment to the edges; the segment does not cross the
+    /// triangle). Only candidates not proved `>= best` are computed
+    /// ([`segment_triangle_distance_sq_among`]): an end point outside
+    /// `[p0, p1]` or farther than `best` from the sphere, and an edge whose
+    /// `u`-bound reaches `best`, are skipped. The minimum of the others is
+    /// the exact distance (same bits) whenever that is below `best`.
+    #[inline(always)]
+    fn leaf_below(
+        &self,
+        seg: &Seg,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        n: &Node,
+        best: &mut Best,
+    ) -> bool {
+        let Some((t0, t1)) = seg.clip(n, best.d * (1.0 + 1e-12) + SLACK_MM) else {
+            return false;
+        };
+        let p0 = a.coords + seg.d * t0;
+        let p1 = a.coords + seg.d * t1;
+        for k in n.first..n.first + n.count {
+            let s = &self.spheres[k as usize];
+            let c = Vector3::new(s[0], s[1], s[2]);
+            let w = seg.offset_from(&c);
+            let ww = w.norm_squared();
+            let rad = s[3];
+            if ww > rad * rad && ww.sqrt() - rad >= best.d {
+                continue;
+            }
+            let tri = &self.tris[k as usize];
+            // With `ww == 0` (the segment meets the centre) `u = 0` gives
+            // the trivial bounds `-SLACK_MM`.
+            let u = if ww > 0.0 {
+                w / ww.sqrt()
+            } else {
+                Vector3::zeros()
+            };
+            let e = [
+                u.dot(&(tri[0].coords - c)),
+                u.dot(&(tri[1].coords - c)),
+                u.dot(&(tri[2].coords - c)),
+            ];
+            let smin = u.dot(&(p0 - c)).min(u.dot(&(p1 - c)));
+            // `|u| <= 1 + 1e-15`: the relative 1e-12 absorbs it.
+            let gap = |top: f64| (smin - top) * (1.0 - 1e-12) - SLACK_MM;
+            if gap(e[0].max(e[1]).max(e[2])) >= best.d {
+                continue;
+            }
+            let pl = &self.planes[k as usize];
+            let g0 = pl[0] * p0.x + pl[1] * p0.y + pl[2] * p0.z - pl[3];
+            let g1 = pl[0] * p1.x + pl[1] * p1.y + pl[2] * p1.z - pl[3];
+            let gp = if g0 > 0.0 && g1 > 0.0 {
+                g0.min(g1)
+            } else if g0 < 0.0 && g1 < 0.0 {
+                (-g0).min(-g1)
+            } else {
+                0.0
+            };
+            if gp - PLANE_SLACK_MM >= best.d {
+                continue;
+            }
+            let lim = best.d + rad;
+            let mut mask = 0u8;
+            if t0 == 0.0 && (a.coords - c).norm_squared() < lim * lim {
+                mask |= 1;
+            }
+            if t1 == 1.0 && (b.coords - c).norm_squared() < lim * lim {
+                mask |= 2;
+            }
+            for j in 0..3 {
+                if gap(e[j].max(e[(j + 1) % 3])) < best.d {
+                    mask |= 4 << j;
+                }
+            }
+            if mask == 0 {
+                continue;
+            }
+            let d2 = segment_triangle_distance_sq_among(a, b, tri, mask);
+            // Compare the rounded distances (not their squares) so that the
+            // result is bit for bit `min(sqrt(min d2), cap)`.
+            if d2 <= best.d_sq * (1.0 + 1e-12) || best.d_sq == f64::INFINITY {
+                let d = d2.sqrt();
+                if d < best.d {
+                    best.d = d;
+                    best.d_sq = d2;
+                    if d2 == 0.0 {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// A lower bound on the distance from the segment to the triangles of
+    /// node `ni` when that distance is below `r`: `None` when the segment
+    /// misses the node's box inflated by `r` (then every such distance is
+    /// at least `r`), else `Some(g)` with `distance >= min(r, g)`.
+    ///
+    /// Why it is a true bound: a segment point within `r` of a triangle of
+    /// the node is within `r` of its box, so inside box ⊕ cube(`r`), so in
+    /// the clip `[p0, p1]` (the slab arithmetic of [`Seg::slab`], `r`
+    /// widened by `SLACK_MM` above the rounding of the parameters). For any
+    /// direction `w`, `|p - x| >= (w.(p - c) - w.(x - c)) / |w|`; over the
+    /// clip the first term is smallest at `p0` or `p1`, over the box the
+    /// second is largest at `h . |w|` (`c` centre, `h` half extents). The
+    /// node's triangles also lie in its oriented slab (`node_slabs`), so
+    /// when `p0` and `p1` are beyond the same face, the gap to that face
+    /// bounds the distance too. `w` points from the centre to the segment
+    /// point closest to it (the best direction for a thin segment; any `w`
+    /// is valid). The result is lowered by a relative `1e-12` and
+    /// `SLACK_MM` for the rounding of these few products.
+    #[inline(always)]
+    fn node_gap(&self, seg: &Seg, ni: u32, r: f64) -> Option<f64> {
+        let n = &self.bvh.nodes[ni as usize];
+        let rr = r * (1.0 + 1e-12) + SLACK_MM;
+        let mut t0 = 0.0f64;
+        let mut t1 = 1.0f64;
+        for i in 0..3 {
+            let l = n.lo[i] - rr;
+            let h = n.hi[i] + rr;
+            let ai = seg.a[i];
+            if seg.flat[i] {
+                if ai < l || ai > h {
+                    return None;
+                }
+            } else {
+                let ta = (l - ai) * seg.inv_d[i];
+                let tb = (h - ai) * seg.inv_d[i];
+                let (tn, tf) = if ta < tb { (ta, tb) } else { (tb, ta) };
+                if tn > t0 {
+                    t0 = tn;
+                }
+                if tf < t1 {
+                    t1 = tf;
+                }
+            }
+        }
+        if t0 > t1 {
+            return None;
+        }
+        let p0 = seg.a.coords + seg.d * t0;
+        let p1 = seg.a.coords + seg.d * t1;
+        let lower = |g: f64| g * (1.0 - 1e-12) - SLACK_MM;
+        // The slab first (cheaper): a bound `>= r` alone proves
+        // `distance >= r`.
+        let sl = &self.node_slabs[ni as usize];
+        let s0 = sl[0] * p0.x + sl[1] * p0.y + sl[2] * p0.z;
+        let s1 = sl[0] * p1.x + sl[1] * p1.y + sl[2] * p1.z;
+        let gs = lower(if s0 > sl[4] && s1 > sl[4] {
+            s0.min(s1) - sl[4]
+        } else if s0 < sl[3] && s1 < sl[3] {
+            sl[3] - s0.max(s1)
+        } else {
+            0.0
+        });
+        if gs >= r {
+            return None;
+        }
+        let c = (n.lo + n.hi) * 0.5;
+        let h = (n.hi - n.lo) * 0.5;
+        let w = seg.offset_from(&c);
+        let ww = w.norm_squared();
+        if ww > 0.0 {
+            let num = w.dot(&(p0 - c)).min(w.dot(&(p1 - c)))
+                - (h.x * w.x.abs() + h.y * w.y.abs() + h.z * w.z.abs());
+            // `num / |w| >= rr` without the square root and division, `rr`
+            // above `r` by more than the slack and rounding of `lower`.
+            let rr = (r + SLACK_MM) * (1.0 + 1e-11);
+            if num > 0.0 && num * num >= rr * rr * ww {
+                return None;
+            }
+            return Some(lower(num / ww.sqrt()).max(gs));
+        }
+        Some(gs)
     }
 
     /// Whether the exact minimum distance between segment `[a, b]` and the
@@ -1445,5 +1684,203 @@ impl BoneSurface {
             cur = stack[sp];
         }
         out.sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::segment_triangle_distance_sq;
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A closed, outward, bumpy sphere (radius 20 +- 3 mm around the
+    /// origin) of `2 + lat * lon` vertices: a few thousand triangles, so the
+    /// hierarchy has many levels and flat and curved patches.
+    fn bumpy_sphere(lat: usize, lon: usize) -> BoneSurface {
+        let r =
+            |th: f64, ph: f64| 20.0 + 2.0 * (3.0 * th).sin() * (2.0 * ph).cos() + (5.0 * ph).sin();
+        let mut v = vec![Point3::new(0.0, 0.0, r(0.0, 0.0))];
+        for i in 1..=lat {
+            let th = std::f64::consts::PI * i as f64 / (lat + 1) as f64;
+            for j in 0..lon {
+                let ph = std::f64::consts::TAU * j as f64 / lon as f64;
+                let rr = r(th, ph);
+                v.push(Point3::new(
+                    rr * th.sin() * ph.cos(),
+                    rr * th.sin() * ph.sin(),
+                    rr * th.cos(),
+                ));
+            }
+        }
+        v.push(Point3::new(0.0, 0.0, -r(std::f64::consts::PI, 0.0)));
+        let last = (v.len() - 1) as u32;
+        let at = |i: usize, j: usize| (1 + (i - 1) * lon + j % lon) as u32;
+        let mut t = Vec::new();
+        for j in 0..lon {
+            t.push([0, at(1, j), at(1, j + 1)]);
+            t.push([last, at(lat, j + 1), at(lat, j)]);
+        }
+        for i in 1..lat {
+            for j in 0..lon {
+                t.push([at(i, j), at(i + 1, j), at(i + 1, j + 1)]);
+                t.push([at(i, j), at(i + 1, j + 1), at(i, j + 1)]);
+            }
+        }
+        let mut mesh = TriMesh::new(v, t).unwrap();
+        if mesh.signed_volume_mm3() < 0.0 {
+            mesh.flip_orientation();
+        }
+        BoneSurface::new(mesh).unwrap()
+    }
+
+    fn rand_pt(rng: &mut ChaCha8Rng, s: f64) -> Point3<f64> {
+        Point3::new(
+            rng.random_range(-s..s),
+            rng.random_range(-s..s),
+            rng.random_range(-s..s),
+        )
+    }
+
+    /// Leaf-order triangle indices below node `ni`.
+    fn node_triangles(bone: &BoneSurface, ni: usize, out: &mut Vec<usize>) {
+        let n = &bone.bvh.nodes[ni];
+        if n.is_leaf() {
+            out.extend(n.first as usize..(n.first + n.count) as usize);
+        } else {
+            node_triangles(bone, n.first as usize, out);
+            node_triangles(bone, n.first as usize + 1, out);
+        }
+    }
+
+    /// Exact distance from `[a, b]` to the leaf triangles `tris` of `bone`
+    /// (0 when crossing).
+    fn brute(bone: &BoneSurface, a: &Point3<f64>, b: &Point3<f64>, tris: &[usize]) -> f64 {
+        tris.iter()
+            .map(|&k| segment_triangle_distance_sq(a, b, &bone.tris[k]))
+            .fold(f64::INFINITY, f64::min)
+            .sqrt()
+    }
+
+    #[test]
+    fn clip_holds_every_segment_point_near_the_box() {
+        let bone = bumpy_sphere(20, 30);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..300 {
+            let (a, b) = (rand_pt(&mut rng, 30.0), rand_pt(&mut rng, 30.0));
+            // Axis-parallel segments too (the flat-axis branch).
+            let b = if rng.random_bool(0.2) {
+                Point3::new(a.x, b.y, a.z)
+            } else {
+                b
+            };
+            let seg = Seg::new(&a, &b);
+            let ni = rng.random_range(0..bone.bvh.nodes.len());
+            let n = &bone.bvh.nodes[ni];
+            let r: f64 = rng.random_range(0.0..8.0);
+            let clip = seg.clip(n, r);
+            for i in 0..=400 {
+                let t = i as f64 / 400.0;
+                let p = a + (b - a) * t;
+                let inside = (0..3).all(|k| p[k] >= n.lo[k] - r && p[k] <= n.hi[k] + r);
+                if inside {
+                    let (t0, t1) = clip.expect("a point inside, but no clip");
+                    assert!(
+                        t >= t0 - 1e-12 && t <= t1 + 1e-12,
+                        "{t} outside [{t0}, {t1}]"
+                    );
+                }
+            }
+            if let Some((t0, t1)) = clip {
+                assert!((0.0..=1.0).contains(&t0) && t0 <= t1 && t1 <= 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn node_gap_is_a_lower_bound_below_r() {
+        let bone = bumpy_sphere(16, 24);
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let mut tris = Vec::new();
+        let (mut some, mut pruned) = (0, 0);
+        for _ in 0..400 {
+            // Inside, outside and through the surface; lengths 0 to ~100 mm.
+            let a = rand_pt(&mut rng, 30.0);
+            let b = if rng.random_bool(0.1) {
+                a
+            } else {
+                rand_pt(&mut rng, 30.0)
+            };
+            let seg = Seg::new(&a, &b);
+            let ni = rng.random_range(0..bone.bvh.nodes.len());
+            tris.clear();
+            node_triangles(&bone, ni, &mut tris);
+            let exact = brute(&bone, &a, &b, &tris);
+            for r in [0.3, 1.0, 3.0, 10.0, f64::INFINITY] {
+                match bone.node_gap(&seg, ni as u32, r) {
+                    None => {
+                        pruned += 1;
+                        assert!(exact >= r, "pruned at r = {r} but the distance is {exact}");
+                    }
+                    Some(g) => {
+                        some += 1;
+                        assert!(
+                            exact >= g.min(r),
+                            "node {ni}: bound {g} above the distance {exact} (r = {r})"
+                        );
+                    }
+                }
+            }
+        }
+        // Both outcomes occur.
+        assert!(
+            some > 100 && pruned > 100,
+            "{some} bounded, {pruned} pruned"
+        );
+    }
+
+    #[test]
+    fn node_gap_is_tight_beside_a_flat_patch() {
+        // A 10 mm cube; the segment runs 2 mm above its top face, parallel
+        // to it: every bound is within slack of 2 mm at the root and the
+        // distance is exactly 2 mm.
+        let bone = BoneSurface::new(
+            TriMesh::cuboid(Point3::origin(), Point3::new(10.0, 10.0, 10.0)).unwrap(),
+        )
+        .unwrap();
+        let (a, b) = (Point3::new(-5.0, 5.0, 12.0), Point3::new(15.0, 5.0, 12.0));
+        let g = bone.node_gap(&Seg::new(&a, &b), 0, f64::INFINITY).unwrap();
+        assert!((g - 2.0).abs() < 1e-8, "{g}");
+        assert_eq!(bone.segment_distance_mm(&a, &b), 2.0);
+        assert!(bone.node_gap(&Seg::new(&a, &b), 0, 1.5).is_none());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The branch and bound equals the brute-force minimum over every
+        /// triangle bit for bit (crossing: 0), and the capped form is
+        /// `min(exact, cap)` bit for bit.
+        #[test]
+        fn segment_distance_equals_brute_force_bit_for_bit(
+            a in prop::array::uniform3(-30.0f64..30.0),
+            b in prop::array::uniform3(-30.0f64..30.0),
+            short in prop::bool::ANY,
+            cap in 0.01f64..15.0,
+        ) {
+            let bone = bumpy_sphere(12, 18);
+            let a = Point3::from(a);
+            let b = Point3::from(b);
+            // Short segments (1/20 of the span) too: mostly far from the
+            // surface or well inside.
+            let b = if short { a + (b - a) / 20.0 } else { b };
+            let all: Vec<usize> = (0..bone.tris.len()).collect();
+            let exact = bone.segment_distance_mm(&a, &b);
+            let slow = brute(&bone, &a, &b, &all);
+            prop_assert_eq!(exact.to_bits(), slow.to_bits(), "{} vs {}", exact, slow);
+            let capped = bone.segment_distance_below_mm(&a, &b, cap);
+            prop_assert_eq!(capped.to_bits(), exact.min(cap).to_bits());
+        }
     }
 }
