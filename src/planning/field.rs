@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nalgebra::{Point3, Vector3};
 
-use crate::geometry::BoneSurface;
+use crate::geometry::{BoneSurface, SurfaceBand};
 
 /// Slack subtracted from every ball radius, mm: far above the rounding of
 /// the node distances and of the walk (about `1e-13` mm on bone-sized
@@ -173,39 +173,177 @@ impl<'a> ClearanceField<'a> {
         t
     }
 
-    /// The exact clearance decision `bone.segment_clears(a, b, threshold_mm)`,
-    /// answered by the field where it can: the parts proved from either end
-    /// need no bone query, the rest gets one exact threshold query with a
-    /// band of [`MARGIN_MM`] around the threshold; only when that rest comes
-    /// within the band of the threshold does the full exact query decide.
-    pub(crate) fn clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+    /// `true` only if the exact distance from `[a, b]` to the surface is
+    /// below `threshold_mm` (by more than [`MARGIN_MM`]: a triangle of the
+    /// part the balls cannot prove clear comes that close); `false` means
+    /// "not proved", not "farther". Cheaper than the distance itself: the
+    /// balls, then one banded threshold query at most.
+    pub(crate) fn proves_below(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
         let v = b - a;
         let len = v.norm();
-        if !(len.is_finite() && threshold_mm.is_finite() && threshold_mm > 2.0 * MARGIN_MM) {
-            return self.bone.segment_clears(a, b, threshold_mm);
+        if !(len.is_finite()
+            && threshold_mm.is_finite()
+            && threshold_mm > 2.0 * MARGIN_MM
+            && a.coords.iter().all(|x| x.is_finite()))
+        {
+            return false;
+        }
+        let t1 = self.prove(a, b, threshold_mm);
+        if t1 > 0.0 && t1 >= len {
+            return false;
+        }
+        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
+        let t2 = self.prove(b, &p, threshold_mm);
+        let rest = (b - p).norm();
+        if t2 > 0.0 && t2 >= rest {
+            return false;
+        }
+        let q = if t2 > 0.0 {
+            b + (p - b) * (t2 / rest)
+        } else {
+            *b
+        };
+        matches!(
+            self.bone
+                .segment_band_query(&p, &q, threshold_mm, MARGIN_MM),
+            SurfaceBand::Blocked(_)
+        )
+    }
+
+    /// The exact clearance decision `bone.segment_clears(a, b, threshold_mm)`
+    /// ([`ClearanceField::decide`] without remembered blocking triangles).
+    #[cfg(test)]
+    pub(crate) fn clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        self.decide(a, b, threshold_mm, &mut Witnesses::default()) == Rule2::Clear
+    }
+}
+
+/// Blocking triangles remembered across the tips of one entry (most
+/// recently useful first): a rule-2 rejection of one tip is often caused by
+/// the same stretch of cortex as its neighbour's, and re-running the exact
+/// per-triangle test of [`BoneSurface::segment_clears`] on that triangle
+/// proves the rejection without a BVH traversal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Witnesses {
+    tris: [u32; WITNESSES],
+    len: usize,
+}
+
+/// How many blocking triangles [`Witnesses`] keeps.
+const WITNESSES: usize = 4;
+
+impl Witnesses {
+    /// Whether a remembered triangle alone makes `bone.segment_clears(a, b,
+    /// threshold_mm)` false (then it moves to the front).
+    fn reject(
+        &mut self,
+        bone: &BoneSurface,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+    ) -> bool {
+        for i in 0..self.len {
+            let k = self.tris[i];
+            if bone.triangle_breaks_clearance(k, a, b, threshold_mm) {
+                self.tris.copy_within(0..i, 1);
+                self.tris[0] = k;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remembers `k` in front (the oldest one drops out when full).
+    fn push(&mut self, k: u32) {
+        let n = self.len.min(WITNESSES - 1);
+        self.tris.copy_within(0..n, 1);
+        self.tris[0] = k;
+        self.len = n + 1;
+    }
+}
+
+/// The answer of [`ClearanceField::decide`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Rule2 {
+    /// `bone.segment_clears(a, b, threshold)` holds.
+    Clear,
+    /// It does not; `unproved` is `Some((p, q))` when every point of `[a,
+    /// b]` outside `[p, q]` is proved at distance `>= threshold` (for
+    /// `BoneSurface::segment_intersects_near`).
+    Blocked {
+        /// The part of `[a, b]` not proved clear, `p` nearer `a`.
+        unproved: Option<(Point3<f64>, Point3<f64>)>,
+    },
+}
+
+impl ClearanceField<'_> {
+    /// [`ClearanceField::clears`] with the blocking triangles of earlier
+    /// queries (`witnesses`, updated) tried before the exact query, and the
+    /// part of `[a, b]` the balls could not prove reported with a
+    /// rejection. Decides exactly as `bone.segment_clears(a, b,
+    /// threshold_mm)`: the balls prove clearance, a witness or the banded
+    /// exact query proves a rejection (a triangle closer than the threshold
+    /// by the same per-triangle test, or by more than [`MARGIN_MM`]), and
+    /// whatever is left goes to the exact query.
+    pub(crate) fn decide(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+        witnesses: &mut Witnesses,
+    ) -> Rule2 {
+        let v = b - a;
+        let len = v.norm();
+        if !(len.is_finite()
+            && threshold_mm.is_finite()
+            && threshold_mm > 2.0 * MARGIN_MM
+            && a.coords.iter().all(|x| x.is_finite()))
+        {
+            return if self.bone.segment_clears(a, b, threshold_mm) {
+                Rule2::Clear
+            } else {
+                Rule2::Blocked { unproved: None }
+            };
         }
         // A proof always has t > 0 (the first ball holds its start strictly
         // inside); t == 0 means nothing is proved, even for len == 0.
         let t1 = self.prove(a, b, threshold_mm);
         if t1 > 0.0 && t1 >= len {
-            return true;
+            return Rule2::Clear;
         }
-        let p = a + v * (t1 / len);
+        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
         let t2 = self.prove(b, &p, threshold_mm);
         let rest = (b - p).norm();
         if t2 > 0.0 && t2 >= rest {
-            return true;
+            return Rule2::Clear;
         }
-        if t1 == 0.0 && t2 == 0.0 {
-            return self.bone.segment_clears(a, b, threshold_mm);
+        let q = if t2 > 0.0 {
+            b + (p - b) * (t2 / rest)
+        } else {
+            *b
+        };
+        let blocked = Rule2::Blocked {
+            unproved: Some((p, q)),
+        };
+        if witnesses.reject(self.bone, a, b, threshold_mm) {
+            return blocked;
         }
-        let q = b + (p - b) * (t2 / rest);
         match self
             .bone
-            .segment_clears_band(&p, &q, threshold_mm, MARGIN_MM)
+            .segment_band_query(&p, &q, threshold_mm, MARGIN_MM)
         {
-            Some(c) => c,
-            None => self.bone.segment_clears(a, b, threshold_mm),
+            SurfaceBand::Clear => Rule2::Clear,
+            SurfaceBand::Blocked(k) => {
+                witnesses.push(k);
+                blocked
+            }
+            SurfaceBand::Undecided => {
+                if self.bone.segment_clears(a, b, threshold_mm) {
+                    Rule2::Clear
+                } else {
+                    blocked
+                }
+            }
         }
     }
 }

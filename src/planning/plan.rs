@@ -441,9 +441,9 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
         .map(|e| {
             let mut counts = [0u64; RejectReason::ALL.len()];
             let mut ok = Vec::new();
-            let local = EntryLocal::new(&rules, &model.bone, e, &tips);
+            let mut local = EntryLocal::new(&rules, &model.bone, e, &tips);
             for (j, t) in tips.iter().enumerate() {
-                match rules.check_local(&model.bone, &local, field.as_ref(), t) {
+                match rules.check_local(&model.bone, &mut local, field.as_ref(), t) {
                     Ok(()) => ok.push(j as u32),
                     Err(r) => counts[r.index()] += 1,
                 }
@@ -527,6 +527,7 @@ pub fn plan_with(model: &HipModel, case: &Case, opts: &PlanOptions) -> Result<Pl
     let ranked = rank_exact(
         model,
         &rules,
+        field.as_ref(),
         &entries,
         &tips,
         &pending,
@@ -654,6 +655,7 @@ fn saturation_cap_mm(rules: &Rules) -> f64 {
 fn rank_exact(
     model: &HipModel,
     rules: &Rules,
+    field: Option<&ClearanceField<'_>>,
     entries: &[Entry],
     tips: &[Point3<f64>],
     pending: &[Ranked],
@@ -663,7 +665,11 @@ fn rank_exact(
     let cap = saturation_cap_mm(rules);
     let mut top: Vec<Ranked> = Vec::with_capacity(2 * k + 64);
     let mut pos = 0;
-    let mut block = 64usize.max(k / 4);
+    // The first block fills the top k (no candidate can be left out before
+    // there is a k-th score); later blocks are small so that each starts
+    // from a recent k-th score.
+    let step = 64usize.max(k / 4);
+    let mut block = k.max(step);
     while pos < pending.len() {
         let kth = (top.len() >= k).then(|| top[k - 1].score);
         if kth.is_some_and(|s| pending[pos].score < s) {
@@ -673,6 +679,28 @@ fn rank_exact(
         let scored: Vec<Ranked> = pending[pos..end]
             .par_iter()
             .filter(|r| kth.is_none_or(|s| r.score >= s))
+            .filter(|r| {
+                // Left out when its clearance provably cannot reach the
+                // k-th best score (a threshold query instead of the
+                // distance; the clearance needed is widened by 1 um, far
+                // above the rounding of the score).
+                let (Some(s), Some(f)) = (kth, field) else {
+                    return true;
+                };
+                let need = s
+                    + 0.1 * r.angle_deg
+                    + 0.02 * r.length_mm
+                    + 0.1 * r.centrality_mm
+                    + rules.axis_clearance_mm
+                    - 1e-6;
+                if !(need > rules.axis_clearance_mm) {
+                    return true;
+                }
+                let e = &entries[r.entry].point;
+                let t = &tips[r.tip];
+                let out = f.proves_below(&rules.clearance_split(e, t), t, need);
+                !out
+            })
             .map(|r| {
                 let clear = rules.min_clearance_below_mm(
                     &model.bone,
@@ -690,7 +718,7 @@ fn rank_exact(
         top.sort_by(by_score);
         top.truncate(k);
         pos = end;
-        block = (block * 2).min(4096);
+        block = step;
     }
     // Exact, unsaturated clearance where the cap may have cut it (the score
     // is unchanged: both saturate).
