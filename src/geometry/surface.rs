@@ -1080,7 +1080,7 @@ impl BoneSurface {
     /// box, node sphere, node slab, triangle sphere and triangle plane; stops
     /// and returns `false` as soon as `visit` does, `true` otherwise. The one
     /// traversal of the threshold queries ([`BoneSurface::segment_clears`],
-    /// `segment_clears_band`); no allocation. `visit` gets the leaf index
+    /// `segment_band_query`); no allocation. `visit` gets the leaf index
     /// and the triangle.
     #[inline(always)]
     fn visit_near_triangles(
@@ -1306,32 +1306,15 @@ impl BoneSurface {
         best_sq.sqrt().min(cap_mm)
     }
 
-    /// The clearance decision with a band: `Some(true)` when the exact
+    /// The clearance decision with a band: [`Band::Clear`] when the exact
     /// distance from `[a, b]` to the surface is at least `threshold_mm +
-    /// band_mm`, `Some(false)` when it is below `threshold_mm - band_mm`,
-    /// `None` when it may lie in between (up to rounding of the
-    /// segment-triangle distances, far below `band_mm` for bone-sized
-    /// coordinates and `band_mm >= 1e-9`). One traversal pruned at the upper
-    /// end of the band. Needs finite input and `threshold_mm > band_mm > 0`.
-    pub(crate) fn segment_clears_band(
-        &self,
-        a: &Point3<f64>,
-        b: &Point3<f64>,
-        threshold_mm: f64,
-        band_mm: f64,
-    ) -> Option<bool> {
-        match self.segment_band_query(a, b, threshold_mm, band_mm) {
-            Band::Clear => Some(true),
-            Band::Blocked(_) => Some(false),
-            Band::Undecided => None,
-        }
-    }
-
-    /// [`BoneSurface::segment_clears_band`] that also names the leaf
-    /// triangle that blocks: [`Band::Blocked`] with a leaf index whose
-    /// triangle comes closer than `threshold_mm - band_mm` to `[a, b]` (or
-    /// crosses it). The same traversal and per-triangle tests; same
-    /// preconditions.
+    /// band_mm`, [`Band::Blocked`] with a leaf index whose triangle comes
+    /// closer than `threshold_mm - band_mm` (or crosses the segment) when
+    /// the distance is below that, [`Band::Undecided`] when it may lie in
+    /// between (up to rounding of the segment-triangle distances, far below
+    /// `band_mm` for bone-sized coordinates and `band_mm >= 1e-9`). One
+    /// traversal pruned at the upper end of the band. Needs finite input and
+    /// `threshold_mm > band_mm > 0`.
     pub(crate) fn segment_band_query(
         &self,
         a: &Point3<f64>,

@@ -348,6 +348,26 @@ impl Rules {
         bone.segment_distance_below_mm(&split, tip, cap_mm + self.needle_radius_mm)
             - self.needle_radius_mm
     }
+    /// [`Rules::min_clearance_below_mm`], bit for bit, with the distance
+    /// field: when its balls prove the axis past the allowance at least
+    /// `cap_mm + needle_radius_mm` from the surface (by more than the
+    /// rounding of the exact distance), the capped distance is the cap
+    /// itself and no distance query runs.
+    pub(crate) fn min_clearance_below_with(
+        &self,
+        bone: &BoneSurface,
+        field: Option<&ClearanceField<'_>>,
+        entry: &Point3<f64>,
+        tip: &Point3<f64>,
+        cap_mm: f64,
+    ) -> f64 {
+        let split = self.clearance_split(entry, tip);
+        let cap = cap_mm + self.needle_radius_mm;
+        if field.is_some_and(|f| f.proves_clear(&split, tip, cap)) {
+            return cap - self.needle_radius_mm;
+        }
+        bone.segment_distance_below_mm(&split, tip, cap) - self.needle_radius_mm
+    }
 }
 
 /// What the hot path precomputes once per entry for [`Rules::check_local`]:

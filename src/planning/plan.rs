@@ -693,7 +693,7 @@ fn rank_exact(
                     + 0.1 * r.centrality_mm
                     + rules.axis_clearance_mm
                     - 1e-6;
-                if !(need > rules.axis_clearance_mm) {
+                if need.is_nan() || need <= rules.axis_clearance_mm {
                     return true;
                 }
                 let e = &entries[r.entry].point;
@@ -702,8 +702,9 @@ fn rank_exact(
                 !out
             })
             .map(|r| {
-                let clear = rules.min_clearance_below_mm(
+                let clear = rules.min_clearance_below_with(
                     &model.bone,
+                    field,
                     &entries[r.entry].point,
                     &tips[r.tip],
                     cap,
