@@ -54,3 +54,29 @@ fn whole_plan_profile_target() {
         std::fs::write(out, format!("{plan:#?}\n")).unwrap();
     }
 }
+
+/// The whole plan with default options (trajectories, alternatives, scores,
+/// coverage, rejection counts, warnings: its full `Debug` dump, every f64 to
+/// the bit) is the same on one and on two threads, on both real femurs:
+/// the per-entry state of the hot path (remembered blocking triangles) and
+/// the lazily filled distance field never change an answer.
+#[test]
+fn whole_plan_is_identical_on_one_and_two_threads() {
+    for name in ["lhdl_ct_right", "tlem2_right"] {
+        let Some((model, case)) = real_model(name) else {
+            eprintln!("SKIPPED: femur mesh {name} not found");
+            continue;
+        };
+        let run = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+                .install(|| plan_with(&model, &case, &PlanOptions::default()).unwrap())
+        };
+        let one = format!("{:#?}", run(1));
+        let two = format!("{:#?}", run(2));
+        assert!(one.contains("status: Ok"), "{name}");
+        assert_eq!(one, two, "{name}");
+    }
+}
