@@ -27,6 +27,7 @@ pub use fit::{fit_circle_2d, fit_line, fit_sphere, Axis};
 pub use implicit::{mesh_implicit, MAX_IMPLICIT_GRID_POINTS};
 pub use mesh::{TriMesh, MAX_TRIANGLES};
 pub use sphere::Sphere;
+pub(crate) use surface::Band as SurfaceBand;
 pub(crate) use surface::{
     check_closed_oriented as surface_check_closed_oriented, is_degenerate as surface_is_degenerate,
 };

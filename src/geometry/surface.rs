@@ -348,6 +348,50 @@ fn point_box_dist_sq(p: &Point3<f64>, n: &Node) -> f64 {
     s
 }
 
+/// The answer of [`BoneSurface::segment_band_query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Band {
+    /// The distance is at least the threshold plus the band.
+    Clear,
+    /// This leaf triangle comes closer than the threshold minus the band
+    /// (or crosses the segment).
+    Blocked(u32),
+    /// The distance may lie within the band.
+    Undecided,
+}
+
+/// The per-triangle test of [`BoneSurface::segment_clears`]: whether
+/// triangle `tri` crosses `[a, b]` (`d = b - a`) or comes closer than
+/// `threshold_mm` to it, decided on the same rounded value as
+/// `segment_distance_mm` (`thr_sq_hi` is `threshold_mm^2 (1 + 1e-12)`).
+#[inline(always)]
+fn breaks_clearance(
+    a: &Point3<f64>,
+    b: &Point3<f64>,
+    d: &Vector3<f64>,
+    tri: &[Point3<f64>; 3],
+    threshold_mm: f64,
+    thr_sq_hi: f64,
+) -> bool {
+    if watertight_hit(a, d, tri, 1.0).is_some() {
+        return true;
+    }
+    let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq_hi);
+    if d2 < thr_sq_hi {
+        // Decide on the same rounded value as segment_distance_mm:
+        // sqrt(min d^2) < threshold.
+        let m = if d2.sqrt() < threshold_mm {
+            d2
+        } else {
+            segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)
+        };
+        if m.sqrt() < threshold_mm {
+            return true;
+        }
+    }
+    false
+}
+
 fn finite(p: &Point3<f64>) -> bool {
     p.x.is_finite() && p.y.is_finite() && p.z.is_finite()
 }
@@ -1238,25 +1282,36 @@ impl BoneSurface {
         let thr_sq_hi = threshold_mm * threshold_mm * (1.0 + 1e-12);
         let r = threshold_mm * (1.0 + 1e-12) + SLACK_MM;
         let seg = Seg::new(a, b);
-        self.visit_near_triangles(&seg, a, b, r, |tri| {
-            if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
-                return false;
-            }
-            let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, thr_sq_hi);
-            if d2 < thr_sq_hi {
-                // Decide on the same rounded value as segment_distance_mm:
-                // sqrt(min d^2) < threshold.
-                let m = if d2.sqrt() < threshold_mm {
-                    d2
-                } else {
-                    segment_triangle_distance_sq_no_hit(a, b, tri, 0.0)
-                };
-                if m.sqrt() < threshold_mm {
-                    return false;
-                }
-            }
-            true
+        self.visit_near_triangles(&seg, a, b, r, |_, tri| {
+            !breaks_clearance(a, b, &seg.d, tri, threshold_mm, thr_sq_hi)
         })
+    }
+
+    /// Whether leaf triangle `k` alone makes [`BoneSurface::segment_clears`]
+    /// answer `false` for `(a, b, threshold_mm)`: the very per-triangle test
+    /// of that query (crossed, or closer than the threshold on the same
+    /// rounded value). Since that query never prunes a triangle closer than
+    /// the threshold, `true` here implies `segment_clears(a, b,
+    /// threshold_mm) == false`, bit for bit the same decision. Needs finite
+    /// input and `0 < threshold_mm < inf` (the range where `segment_clears`
+    /// runs this test).
+    #[inline]
+    pub(crate) fn triangle_breaks_clearance(
+        &self,
+        k: u32,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+    ) -> bool {
+        let thr_sq_hi = threshold_mm * threshold_mm * (1.0 + 1e-12);
+        breaks_clearance(
+            a,
+            b,
+            &(b - a),
+            &self.tris[k as usize],
+            threshold_mm,
+            thr_sq_hi,
+        )
     }
 
     /// Visits every triangle that may come within `r` of segment `[a, b]`
@@ -1264,7 +1319,8 @@ impl BoneSurface {
     /// box, node sphere, node slab, triangle sphere and triangle plane; stops
     /// and returns `false` as soon as `visit` does, `true` otherwise. The one
     /// traversal of the threshold queries ([`BoneSurface::segment_clears`],
-    /// `segment_clears_band`); no allocation.
+    /// `segment_band_query`); no allocation. `visit` gets the leaf index
+    /// and the triangle.
     #[inline(always)]
     fn visit_near_triangles(
         &self,
@@ -1272,7 +1328,7 @@ impl BoneSurface {
         a: &Point3<f64>,
         b: &Point3<f64>,
         r: f64,
-        mut visit: impl FnMut(&[Point3<f64>; 3]) -> bool,
+        mut visit: impl FnMut(u32, &[Point3<f64>; 3]) -> bool,
     ) -> bool {
         let nodes = &self.bvh.nodes;
         let mut stack = [0u32; STACK_SIZE];
@@ -1295,7 +1351,7 @@ impl BoneSurface {
                     if self.plane_gap(k as usize, a, b) >= r {
                         continue;
                     }
-                    if !visit(&self.tris[k as usize]) {
+                    if !visit(k, &self.tris[k as usize]) {
                         return false;
                     }
                 }
@@ -1489,41 +1545,121 @@ impl BoneSurface {
         best_sq.sqrt().min(cap_mm)
     }
 
-    /// The clearance decision with a band: `Some(true)` when the exact
+    /// The clearance decision with a band: [`Band::Clear`] when the exact
     /// distance from `[a, b]` to the surface is at least `threshold_mm +
-    /// band_mm`, `Some(false)` when it is below `threshold_mm - band_mm`,
-    /// `None` when it may lie in between (up to rounding of the
-    /// segment-triangle distances, far below `band_mm` for bone-sized
-    /// coordinates and `band_mm >= 1e-9`). One traversal pruned at the upper
-    /// end of the band. Needs finite input and `threshold_mm > band_mm > 0`.
-    pub(crate) fn segment_clears_band(
+    /// band_mm`, [`Band::Blocked`] with a leaf index whose triangle comes
+    /// closer than `threshold_mm - band_mm` (or crosses the segment) when
+    /// the distance is below that, [`Band::Undecided`] when it may lie in
+    /// between (up to rounding of the segment-triangle distances, far below
+    /// `band_mm` for bone-sized coordinates and `band_mm >= 1e-9`). One
+    /// traversal pruned at the upper end of the band. Needs finite input and
+    /// `threshold_mm > band_mm > 0`.
+    pub(crate) fn segment_band_query(
         &self,
         a: &Point3<f64>,
         b: &Point3<f64>,
         threshold_mm: f64,
         band_mm: f64,
-    ) -> Option<bool> {
+    ) -> Band {
         let hi = threshold_mm + band_mm;
         let lo = threshold_mm - band_mm;
         let (lo_sq, hi_sq) = (lo * lo, hi * hi);
         let r = hi * (1.0 + 1e-12) + SLACK_MM;
         let seg = Seg::new(a, b);
         let mut in_band = false;
-        let clear = self.visit_near_triangles(&seg, a, b, r, |tri| {
+        let mut blocker = u32::MAX;
+        let clear = self.visit_near_triangles(&seg, a, b, r, |k, tri| {
             if watertight_hit(a, &seg.d, tri, 1.0).is_some() {
+                blocker = k;
                 return false;
             }
             let d2 = segment_triangle_distance_sq_no_hit(a, b, tri, lo_sq);
             if d2 < lo_sq {
+                blocker = k;
                 return false;
             }
             in_band |= d2 < hi_sq;
             true
         });
         if !clear {
-            return Some(false);
+            Band::Blocked(blocker)
+        } else if in_band {
+            Band::Undecided
+        } else {
+            Band::Clear
         }
-        (!in_band).then_some(true)
+    }
+
+    /// [`BoneSurface::segment_intersects`]`(a, b)` when every point of `[a,
+    /// b]` outside the part between `p` and `q` (two points on `[a, b]`, `p`
+    /// nearer `a`) is known to stay at a positive distance (far above
+    /// rounding, say `>= 1e-6` mm) from the surface: the same per-triangle
+    /// tests on `[a, b]`, over the triangles whose BVH boxes come within
+    /// `1e-7` mm of `[p, q]` only (a triangle that `[a, b]` touches does so
+    /// on that part). `false` for non-finite input.
+    pub(crate) fn segment_intersects_near(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        p: &Point3<f64>,
+        q: &Point3<f64>,
+    ) -> bool {
+        if !finite(a) || !finite(b) || !finite(p) || !finite(q) {
+            return false;
+        }
+        const REACH_MM: f64 = 1e-7;
+        let d = b - a;
+        let part = Seg::new(p, q);
+        let nodes = &self.bvh.nodes;
+        let mut stack = [0u32; STACK_SIZE];
+        let mut sp = 0;
+        if part.slab(&nodes[0], REACH_MM).is_none() {
+            return false;
+        }
+        let mut cur = 0u32;
+        loop {
+            let n = &nodes[cur as usize];
+            if n.is_leaf() {
+                for k in n.first..n.first + n.count {
+                    if self.plane_gap(k as usize, a, b) > 0.0 {
+                        continue;
+                    }
+                    let tri = &self.tris[k as usize];
+                    if watertight_hit(a, &d, tri, 1.0).is_some()
+                        || segment_triangle_distance_sq_no_hit(a, b, tri, f64::MIN_POSITIVE) == 0.0
+                    {
+                        return true;
+                    }
+                }
+            } else {
+                let l = n.first;
+                let hl = part.slab(&nodes[l as usize], REACH_MM).is_some();
+                let hr = part.slab(&nodes[l as usize + 1], REACH_MM).is_some();
+                match (hl, hr) {
+                    (true, true) => {
+                        stack[sp] = l + 1;
+                        sp += 1;
+                        cur = l;
+                        continue;
+                    }
+                    (true, false) => {
+                        cur = l;
+                        continue;
+                    }
+                    (false, true) => {
+                        cur = l + 1;
+                        continue;
+                    }
+                    (false, false) => {}
+                }
+            }
+            if sp == 0 {
+                break;
+            }
+            sp -= 1;
+            cur = stack[sp];
+        }
+        false
     }
 
     /// Leaf indices of every triangle that may come within `SLACK_MM` of the

@@ -30,7 +30,7 @@
 use nalgebra::{Point3, Unit, Vector3};
 use serde::{Deserialize, Serialize};
 
-use super::field::ClearanceField;
+use super::field::{ClearanceField, Rule2, Witnesses};
 use crate::case::Constraints;
 use crate::geometry::{BoneSurface, Sphere};
 
@@ -183,52 +183,80 @@ impl Rules {
         tip: &Point3<f64>,
     ) -> Result<(), RejectReason> {
         self.check_by(
-            bone,
             entry,
             tip,
             |a, b| bone.segment_intersects(a, b),
-            |a, b, thr| bone.segment_clears(a, b, thr),
+            |a, b, thr| {
+                if bone.segment_clears(a, b, thr) {
+                    Ok(())
+                } else if bone.segment_intersects(a, b) {
+                    Err(RejectReason::LeavesBone)
+                } else {
+                    Err(RejectReason::CorticalClearance)
+                }
+            },
         )
     }
 
     /// [`Rules::check`] with the per-entry shortcuts of the planner's hot
     /// path: the crossing test of rule 1 over the entry's nearby triangles
-    /// only, and rule 2 proved by the distance field where it can (the
-    /// exact threshold query otherwise). The same decision as
-    /// [`Rules::check`] for every tip the [`EntryLocal`] was built with.
+    /// only, and rule 2 proved by the distance field where it can, its
+    /// rejections proved by the entry's remembered blocking triangles where
+    /// they can (the exact threshold query otherwise), and the crossing test
+    /// of a rejection run only where the field could not prove clearance.
+    /// The same decision as [`Rules::check`] for every tip the
+    /// [`EntryLocal`] was built with.
     pub(crate) fn check_local(
         &self,
         bone: &BoneSurface,
-        local: &EntryLocal,
+        local: &mut EntryLocal,
         field: Option<&ClearanceField<'_>>,
         tip: &Point3<f64>,
     ) -> Result<(), RejectReason> {
+        let EntryLocal {
+            entry,
+            near,
+            witnesses,
+        } = local;
         self.check_by(
-            bone,
-            &local.entry,
+            entry,
             tip,
-            |a, b| match &local.near {
+            |a, b| match &*near {
                 Some(tris) => bone.segment_intersects_among(a, b, tris),
                 None => bone.segment_intersects(a, b),
             },
-            |a, b, thr| match field {
-                Some(f) => f.clears(a, b, thr),
-                None => bone.segment_clears(a, b, thr),
+            |a, b, thr| {
+                let crosses = match field {
+                    None if bone.segment_clears(a, b, thr) => return Ok(()),
+                    None => bone.segment_intersects(a, b),
+                    Some(f) => match f.decide(a, b, thr, witnesses) {
+                        Rule2::Clear => return Ok(()),
+                        Rule2::Blocked {
+                            unproved: Some((p, q)),
+                        } => bone.segment_intersects_near(a, b, &p, &q),
+                        Rule2::Blocked { unproved: None } => bone.segment_intersects(a, b),
+                    },
+                };
+                Err(if crosses {
+                    RejectReason::LeavesBone
+                } else {
+                    RejectReason::CorticalClearance
+                })
             },
         )
     }
 
-    /// The decision with the two bone queries given: `intersects(start,
-    /// split)` for rule 1 near the entry, `clears(split, tip, threshold)`
-    /// for rule 2.
+    /// The decision with the bone queries given: `intersects(start, split)`
+    /// for rule 1 near the entry, `rule2(split, tip, threshold)` for rule 2
+    /// (`LeavesBone` when `[split, tip]` crosses the surface,
+    /// `CorticalClearance` when it only comes too close).
     #[inline]
     fn check_by(
         &self,
-        bone: &BoneSurface,
         entry: &Entry,
         tip: &Point3<f64>,
         intersects: impl Fn(&Point3<f64>, &Point3<f64>) -> bool,
-        clears: impl Fn(&Point3<f64>, &Point3<f64>, f64) -> bool,
+        mut rule2: impl FnMut(&Point3<f64>, &Point3<f64>, f64) -> Result<(), RejectReason>,
     ) -> Result<(), RejectReason> {
         let v = tip - entry.point;
         let len = v.norm();
@@ -256,14 +284,7 @@ impl Rules {
         // tip must still have the clearance (the contract's
         // `min_clearance_mm` of such a path is the tip's; found by fuzzing,
         // plan_small).
-        if !clears(&split, tip, self.axis_clearance_mm) {
-            return Err(if bone.segment_intersects(&split, tip) {
-                RejectReason::LeavesBone
-            } else {
-                RejectReason::CorticalClearance
-            });
-        }
-        Ok(())
+        rule2(&split, tip, self.axis_clearance_mm)
     }
 
     /// Where rule 2 starts on the axis `entry -> tip` (`v = tip - entry`,
@@ -283,6 +304,14 @@ impl Rules {
         } else {
             *tip
         }
+    }
+
+    /// Where the clearance part of the axis `entry -> tip` starts (rule 2
+    /// and [`Rules::min_clearance_mm`] measure `[split, tip]`).
+    #[inline]
+    pub(crate) fn clearance_split(&self, entry: &Point3<f64>, tip: &Point3<f64>) -> Point3<f64> {
+        let v = tip - entry;
+        self.clearance_start(entry, tip, &v, v.norm())
     }
 
     /// The contract's `min_clearance_mm` of a trajectory: the exact smallest
@@ -319,6 +348,26 @@ impl Rules {
         bone.segment_distance_below_mm(&split, tip, cap_mm + self.needle_radius_mm)
             - self.needle_radius_mm
     }
+    /// [`Rules::min_clearance_below_mm`], bit for bit, with the distance
+    /// field: when its balls prove the axis past the allowance at least
+    /// `cap_mm + needle_radius_mm` from the surface (by more than the
+    /// rounding of the exact distance), the capped distance is the cap
+    /// itself and no distance query runs.
+    pub(crate) fn min_clearance_below_with(
+        &self,
+        bone: &BoneSurface,
+        field: Option<&ClearanceField<'_>>,
+        entry: &Point3<f64>,
+        tip: &Point3<f64>,
+        cap_mm: f64,
+    ) -> f64 {
+        let split = self.clearance_split(entry, tip);
+        let cap = cap_mm + self.needle_radius_mm;
+        if field.is_some_and(|f| f.proves_clear(&split, tip, cap)) {
+            return cap - self.needle_radius_mm;
+        }
+        bone.segment_distance_below_mm(&split, tip, cap) - self.needle_radius_mm
+    }
 }
 
 /// What the hot path precomputes once per entry for [`Rules::check_local`]:
@@ -329,6 +378,8 @@ pub(crate) struct EntryLocal {
     /// `None` when the tips' directions do not fit in a cone narrower than a
     /// half-space (then the full crossing test runs).
     near: Option<Vec<u32>>,
+    /// Triangles that blocked rule 2 for earlier tips of this entry.
+    witnesses: Witnesses,
 }
 
 impl EntryLocal {
@@ -363,6 +414,7 @@ impl EntryLocal {
         Self {
             entry: *entry,
             near,
+            witnesses: Witnesses::default(),
         }
     }
 }

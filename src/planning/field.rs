@@ -16,15 +16,30 @@
 //! segment leaving the grid, too many steps), the caller runs the exact
 //! threshold query; the decision is therefore always the exact one.
 //!
+//! Near the surface, where the nearest node's ball is too small,
+//! [`ClearanceField::prove_fine`] continues the walk with the best ball of
+//! the eight corners of the current cell (a corner on the far side from the
+//! surface often holds a point its nearest node cannot): the same proof by
+//! overlapping balls, for segments that pass the surface closely and
+//! nearly parallel (the usual case in a narrow femoral neck).
+//!
+//! [`ClearanceField::decide`] turns this into the exact decision with the
+//! reason of a rejection in mind: clearance is proved by the balls (coarse
+//! walks from both ends, then the fine ones), a rejection by a triangle
+//! that blocked an earlier tip of the same entry ([`Witnesses`], the very
+//! per-triangle test of `BoneSurface::segment_clears`) or by one banded
+//! exact query over the part the balls left, and the part left is handed
+//! on so that the crossing test of a rejection runs only there.
+//!
 //! Node distances are computed on first use (an exact closest-point query)
 //! and stored in atomics: a node's value does not depend on which thread
-//! computed it, so the answers do not depend on the thread count.
+//! or walk computed it, so the answers do not depend on the thread count.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nalgebra::{Point3, Vector3};
 
-use crate::geometry::BoneSurface;
+use crate::geometry::{BoneSurface, SurfaceBand};
 
 /// Slack subtracted from every ball radius, mm: far above the rounding of
 /// the node distances and of the walk (about `1e-13` mm on bone-sized
@@ -37,6 +52,13 @@ const MAX_NODES: usize = 1 << 23;
 /// Most balls one walk may use before it gives up (the exact query then
 /// decides).
 const MAX_STEPS: usize = 48;
+
+/// Most steps of one [`ClearanceField::prove_fine`] walk.
+const MAX_FINE_STEPS: usize = 64;
+
+/// A [`ClearanceField::prove_fine`] walk stops at a step shorter than this,
+/// mm (the banded exact query takes the rest).
+const FINE_MIN_STEP_MM: f64 = 0.05;
 
 /// Marks a node whose distance is not computed yet (a NaN pattern that no
 /// distance computation yields).
@@ -151,20 +173,10 @@ impl<'a> ClearanceField<'a> {
                 return t;
             }
             last = idx;
-            let d = self.value(idx, &g);
-            let r = d - threshold_mm - MARGIN_MM;
-            // (NaN fails too.)
-            if r.is_nan() || r <= 0.0 {
+            let Some(step) = self.exit(idx, &g, &p, &u, threshold_mm) else {
                 return t;
-            }
-            // Where the line p + u s leaves the ball |x - g| <= r.
-            let w = p - g;
-            let s = w.dot(&u);
-            let c = w.norm_squared() - r * r;
-            if c.is_nan() || c >= 0.0 {
-                return t;
-            }
-            let exit = t - s + (s * s - c).sqrt();
+            };
+            let exit = t + step;
             if exit >= len {
                 return exit;
             }
@@ -173,39 +185,330 @@ impl<'a> ClearanceField<'a> {
         t
     }
 
-    /// The exact clearance decision `bone.segment_clears(a, b, threshold_mm)`,
-    /// answered by the field where it can: the parts proved from either end
-    /// need no bone query, the rest gets one exact threshold query with a
-    /// band of [`MARGIN_MM`] around the threshold; only when that rest comes
-    /// within the band of the threshold does the full exact query decide.
-    pub(crate) fn clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+    /// The ball of node `idx` (at `g`) for `threshold_mm`: when it holds `p`
+    /// strictly, how far along `u` from `p` the line leaves it; `None`
+    /// otherwise (NaN included).
+    #[inline]
+    fn exit(
+        &self,
+        idx: usize,
+        g: &Point3<f64>,
+        p: &Point3<f64>,
+        u: &Vector3<f64>,
+        threshold_mm: f64,
+    ) -> Option<f64> {
+        let r = self.value(idx, g) - threshold_mm - MARGIN_MM;
+        // (NaN fails too.)
+        if r.is_nan() || r <= 0.0 {
+            return None;
+        }
+        // Where the line p + u s leaves the ball |x - g| <= r.
+        let w = p - g;
+        let s = w.dot(u);
+        let c = w.norm_squared() - r * r;
+        if c.is_nan() || c >= 0.0 {
+            return None;
+        }
+        Some((s * s - c).sqrt() - s)
+    }
+
+    /// The grid cell holding `p`: the index and position of its lowest
+    /// corner node, `None` outside the grid (or on its upper faces).
+    #[inline]
+    fn cell(&self, p: &Point3<f64>) -> Option<usize> {
+        let mut idx = 0usize;
+        for i in (0..3).rev() {
+            let f = (p[i] - self.origin[i]) * self.inv_h;
+            if !(f >= 0.0 && f < (self.dims[i] - 1) as f64) {
+                return None;
+            }
+            idx = idx * self.dims[i] + f as usize;
+        }
+        Some(idx)
+    }
+
+    /// The position of node `idx` (the same expression as
+    /// [`ClearanceField::nearest`], so a node's value never depends on which
+    /// walk filled it).
+    #[inline]
+    fn node_position(&self, idx: usize) -> Point3<f64> {
+        let k0 = idx % self.dims[0];
+        let k1 = (idx / self.dims[0]) % self.dims[1];
+        let k2 = idx / (self.dims[0] * self.dims[1]);
+        Point3::new(
+            self.origin[0] + k0 as f64 * self.h,
+            self.origin[1] + k1 as f64 * self.h,
+            self.origin[2] + k2 as f64 * self.h,
+        )
+    }
+
+    /// [`ClearanceField::prove`] for the stretches near the surface where the
+    /// nearest node's ball is too small: each step takes, of the balls of
+    /// the eight corners of the cell holding the current point that hold it
+    /// strictly, the one the segment leaves last (a corner on the far side
+    /// from the surface often holds a point that its nearest node cannot).
+    /// The same proof (overlapping clear balls); stops when a step gains
+    /// less than [`FINE_MIN_STEP_MM`] or after [`MAX_FINE_STEPS`] steps.
+    pub(crate) fn prove_fine(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> f64 {
         let v = b - a;
         let len = v.norm();
-        if !(len.is_finite() && threshold_mm.is_finite() && threshold_mm > 2.0 * MARGIN_MM) {
-            return self.bone.segment_clears(a, b, threshold_mm);
+        let u = if len > 0.0 { v / len } else { Vector3::zeros() };
+        let (dx, dxy) = (self.dims[0], self.dims[0] * self.dims[1]);
+        let mut t = 0.0f64;
+        for _ in 0..MAX_FINE_STEPS {
+            let p = a + u * t;
+            let Some(base) = self.cell(&p) else {
+                return t;
+            };
+            let mut best = t;
+            for corner in [0, 1, dx, dx + 1, dxy, dxy + 1, dxy + dx, dxy + dx + 1] {
+                let idx = base + corner;
+                let g = self.node_position(idx);
+                if let Some(step) = self.exit(idx, &g, &p, &u, threshold_mm) {
+                    best = best.max(t + step);
+                }
+            }
+            if best >= len || best - t < FINE_MIN_STEP_MM {
+                return best;
+            }
+            t = best;
         }
-        // A proof always has t > 0 (the first ball holds its start strictly
-        // inside); t == 0 means nothing is proved, even for len == 0.
+        t
+    }
+
+    /// `true` only if the exact distance from `[a, b]` to the surface is at
+    /// least `threshold_mm` (by at least [`MARGIN_MM`]), proved by the balls
+    /// alone (from both ends, then the finer walk); `false` means "not
+    /// proved".
+    pub(crate) fn proves_clear(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        let v = b - a;
+        let len = v.norm();
+        if !(len.is_finite()
+            && threshold_mm.is_finite()
+            && threshold_mm > 2.0 * MARGIN_MM
+            && a.coords.iter().all(|x| x.is_finite()))
+        {
+            return false;
+        }
         let t1 = self.prove(a, b, threshold_mm);
         if t1 > 0.0 && t1 >= len {
             return true;
         }
-        let p = a + v * (t1 / len);
+        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
         let t2 = self.prove(b, &p, threshold_mm);
         let rest = (b - p).norm();
         if t2 > 0.0 && t2 >= rest {
             return true;
         }
-        if t1 == 0.0 && t2 == 0.0 {
-            return self.bone.segment_clears(a, b, threshold_mm);
+        let q = if t2 > 0.0 {
+            b + (p - b) * (t2 / rest)
+        } else {
+            *b
+        };
+        let pq = q - p;
+        let n_pq = pq.norm();
+        let t3 = self.prove_fine(&p, &q, threshold_mm);
+        if t3 > 0.0 && t3 >= n_pq {
+            return true;
         }
-        let q = b + (p - b) * (t2 / rest);
+        let p = if t3 > 0.0 { p + pq * (t3 / n_pq) } else { p };
+        let t4 = self.prove_fine(&q, &p, threshold_mm);
+        t4 > 0.0 && t4 >= (q - p).norm()
+    }
+
+    /// `true` only if the exact distance from `[a, b]` to the surface is
+    /// below `threshold_mm` (by more than [`MARGIN_MM`]: a triangle of the
+    /// part the balls cannot prove clear comes that close); `false` means
+    /// "not proved", not "farther". Cheaper than the distance itself: the
+    /// balls, then one banded threshold query at most.
+    pub(crate) fn proves_below(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        let v = b - a;
+        let len = v.norm();
+        if !(len.is_finite()
+            && threshold_mm.is_finite()
+            && threshold_mm > 2.0 * MARGIN_MM
+            && a.coords.iter().all(|x| x.is_finite()))
+        {
+            return false;
+        }
+        let t1 = self.prove(a, b, threshold_mm);
+        if t1 > 0.0 && t1 >= len {
+            return false;
+        }
+        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
+        let t2 = self.prove(b, &p, threshold_mm);
+        let rest = (b - p).norm();
+        if t2 > 0.0 && t2 >= rest {
+            return false;
+        }
+        let q = if t2 > 0.0 {
+            b + (p - b) * (t2 / rest)
+        } else {
+            *b
+        };
+        matches!(
+            self.bone
+                .segment_band_query(&p, &q, threshold_mm, MARGIN_MM),
+            SurfaceBand::Blocked(_)
+        )
+    }
+
+    /// The exact clearance decision `bone.segment_clears(a, b, threshold_mm)`
+    /// ([`ClearanceField::decide`] without remembered blocking triangles).
+    #[cfg(test)]
+    pub(crate) fn clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+        self.decide(a, b, threshold_mm, &mut Witnesses::default()) == Rule2::Clear
+    }
+}
+
+/// Blocking triangles remembered across the tips of one entry (most
+/// recently useful first): a rule-2 rejection of one tip is often caused by
+/// the same stretch of cortex as its neighbour's, and re-running the exact
+/// per-triangle test of [`BoneSurface::segment_clears`] on that triangle
+/// proves the rejection without a BVH traversal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Witnesses {
+    tris: [u32; WITNESSES],
+    len: usize,
+}
+
+/// How many blocking triangles [`Witnesses`] keeps.
+const WITNESSES: usize = 4;
+
+impl Witnesses {
+    /// Whether a remembered triangle alone makes `bone.segment_clears(a, b,
+    /// threshold_mm)` false (then it moves to the front).
+    fn reject(
+        &mut self,
+        bone: &BoneSurface,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+    ) -> bool {
+        for i in 0..self.len {
+            let k = self.tris[i];
+            if bone.triangle_breaks_clearance(k, a, b, threshold_mm) {
+                self.tris.copy_within(0..i, 1);
+                self.tris[0] = k;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remembers `k` in front (the oldest one drops out when full).
+    fn push(&mut self, k: u32) {
+        let n = self.len.min(WITNESSES - 1);
+        self.tris.copy_within(0..n, 1);
+        self.tris[0] = k;
+        self.len = n + 1;
+    }
+}
+
+/// The answer of [`ClearanceField::decide`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Rule2 {
+    /// `bone.segment_clears(a, b, threshold)` holds.
+    Clear,
+    /// It does not; `unproved` is `Some((p, q))` when every point of `[a,
+    /// b]` outside `[p, q]` is proved at distance `>= threshold` (for
+    /// `BoneSurface::segment_intersects_near`).
+    Blocked {
+        /// The part of `[a, b]` not proved clear, `p` nearer `a`.
+        unproved: Option<(Point3<f64>, Point3<f64>)>,
+    },
+}
+
+impl ClearanceField<'_> {
+    /// [`ClearanceField::clears`] with the blocking triangles of earlier
+    /// queries (`witnesses`, updated) tried before the exact query, and the
+    /// part of `[a, b]` the balls could not prove reported with a
+    /// rejection. Decides exactly as `bone.segment_clears(a, b,
+    /// threshold_mm)`: the balls prove clearance, a witness or the banded
+    /// exact query proves a rejection (a triangle closer than the threshold
+    /// by the same per-triangle test, or by more than [`MARGIN_MM`]), and
+    /// whatever is left goes to the exact query.
+    pub(crate) fn decide(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+        witnesses: &mut Witnesses,
+    ) -> Rule2 {
+        let v = b - a;
+        let len = v.norm();
+        if !(len.is_finite()
+            && threshold_mm.is_finite()
+            && threshold_mm > 2.0 * MARGIN_MM
+            && a.coords.iter().all(|x| x.is_finite()))
+        {
+            return if self.bone.segment_clears(a, b, threshold_mm) {
+                Rule2::Clear
+            } else {
+                Rule2::Blocked { unproved: None }
+            };
+        }
+        // A proof always has t > 0 (the first ball holds its start strictly
+        // inside); t == 0 means nothing is proved, even for len == 0.
+        let t1 = self.prove(a, b, threshold_mm);
+        if t1 > 0.0 && t1 >= len {
+            return Rule2::Clear;
+        }
+        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
+        let t2 = self.prove(b, &p, threshold_mm);
+        let rest = (b - p).norm();
+        if t2 > 0.0 && t2 >= rest {
+            return Rule2::Clear;
+        }
+        let q = if t2 > 0.0 {
+            b + (p - b) * (t2 / rest)
+        } else {
+            *b
+        };
+        let blocked = Rule2::Blocked {
+            unproved: Some((p, q)),
+        };
+        if witnesses.reject(self.bone, a, b, threshold_mm) {
+            return blocked;
+        }
+        // Near the surface: the finer walk over cell corners, from both ends
+        // of the unproved part.
+        let pq = q - p;
+        let n_pq = pq.norm();
+        let t3 = self.prove_fine(&p, &q, threshold_mm);
+        if t3 > 0.0 && t3 >= n_pq {
+            return Rule2::Clear;
+        }
+        let p = if t3 > 0.0 { p + pq * (t3 / n_pq) } else { p };
+        let t4 = self.prove_fine(&q, &p, threshold_mm);
+        let rest = (q - p).norm();
+        if t4 > 0.0 && t4 >= rest {
+            return Rule2::Clear;
+        }
+        let q = if t4 > 0.0 {
+            q + (p - q) * (t4 / rest)
+        } else {
+            q
+        };
+        let blocked = Rule2::Blocked {
+            unproved: Some((p, q)),
+        };
         match self
             .bone
-            .segment_clears_band(&p, &q, threshold_mm, MARGIN_MM)
+            .segment_band_query(&p, &q, threshold_mm, MARGIN_MM)
         {
-            Some(c) => c,
-            None => self.bone.segment_clears(a, b, threshold_mm),
+            SurfaceBand::Clear => Rule2::Clear,
+            SurfaceBand::Blocked(k) => {
+                witnesses.push(k);
+                blocked
+            }
+            SurfaceBand::Undecided => {
+                if self.bone.segment_clears(a, b, threshold_mm) {
+                    Rule2::Clear
+                } else {
+                    blocked
+                }
+            }
         }
     }
 }

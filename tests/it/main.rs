@@ -16,4 +16,5 @@ mod registration;
 mod render;
 mod speed;
 mod surface;
+mod tlem;
 mod uncertainty;
