@@ -231,10 +231,20 @@ pub fn score(
     length_mm: f64,
     tip_to_centroid_mm: f64,
 ) -> f64 {
+    // Kept as written (left to right): plans are compared bit for bit.
     excess_clearance_mm.min(SATURATION_MM)
         - 0.1 * angle_deg
         - 0.02 * length_mm
         - 0.1 * tip_to_centroid_mm
+}
+
+/// The part of [`score`] that does not depend on the clearance (what a
+/// candidate loses for its angle, length and tip position), equal to
+/// `min(excess, 4 mm) - score` up to rounding (tested); the ranking's
+/// shortcut uses it with a 1e-6 mm margin.
+#[inline]
+fn score_penalty(angle_deg: f64, length_mm: f64, tip_to_centroid_mm: f64) -> f64 {
+    0.1 * angle_deg + 0.02 * length_mm + 0.1 * tip_to_centroid_mm
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -699,9 +709,7 @@ fn rank_exact(
                     return true;
                 };
                 let need = s
-                    + 0.1 * r.angle_deg
-                    + 0.02 * r.length_mm
-                    + 0.1 * r.centrality_mm
+                    + score_penalty(r.angle_deg, r.length_mm, r.centrality_mm)
                     + rules.axis_clearance_mm
                     - 1e-6;
                 if need.is_nan() || need <= rules.axis_clearance_mm {
@@ -1103,5 +1111,27 @@ fn trajectory(
         ),
         breach_probability: None,
         clearance_p05_mm: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{score, score_penalty, SATURATION_MM};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The ranking shortcut's penalty is the score's, up to rounding far
+        /// below the shortcut's 1e-6 mm margin.
+        #[test]
+        fn penalty_is_the_score_without_its_clearance(
+            excess in -5.0f64..10.0,
+            angle in 0.0f64..90.0,
+            length in 0.0f64..200.0,
+            t in 0.0f64..30.0,
+        ) {
+            let s = score(excess, angle, length, t);
+            let p = score_penalty(angle, length, t);
+            prop_assert!((excess.min(SATURATION_MM) - p - s).abs() < 1e-12);
+        }
     }
 }
