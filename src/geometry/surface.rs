@@ -1399,11 +1399,26 @@ impl BoneSurface {
         if !finite(a) || !finite(b) {
             return false;
         }
-        let seg = Seg::new(a, b);
+        self.crossing_among_boxes_near(a, b, &Seg::new(a, b), SLACK_MM)
+    }
+
+    /// The per-triangle crossing tests of [`BoneSurface::segment_intersects`]
+    /// on `[a, b]`, over the triangles whose BVH boxes, inflated by `reach_mm`,
+    /// meet the segment `part` (the whole of `[a, b]`, or the only part of
+    /// it that may touch the surface). Inputs are finite.
+    #[inline]
+    fn crossing_among_boxes_near(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        part: &Seg,
+        reach_mm: f64,
+    ) -> bool {
+        let d = b - a;
         let nodes = &self.bvh.nodes;
         let mut stack = [0u32; STACK_SIZE];
         let mut sp = 0;
-        if seg.slab(&nodes[0], SLACK_MM).is_none() {
+        if part.slab(&nodes[0], reach_mm).is_none() {
             return false;
         }
         let mut cur = 0u32;
@@ -1416,7 +1431,7 @@ impl BoneSurface {
                         continue;
                     }
                     let tri = &self.tris[k as usize];
-                    if watertight_hit(a, &seg.d, tri, 1.0).is_some()
+                    if watertight_hit(a, &d, tri, 1.0).is_some()
                         || segment_triangle_distance_sq_no_hit(a, b, tri, f64::MIN_POSITIVE) == 0.0
                     {
                         return true;
@@ -1424,8 +1439,8 @@ impl BoneSurface {
                 }
             } else {
                 let l = n.first;
-                let hl = seg.slab(&nodes[l as usize], SLACK_MM).is_some();
-                let hr = seg.slab(&nodes[l as usize + 1], SLACK_MM).is_some();
+                let hl = part.slab(&nodes[l as usize], reach_mm).is_some();
+                let hr = part.slab(&nodes[l as usize + 1], reach_mm).is_some();
                 match (hl, hr) {
                     (true, true) => {
                         stack[sp] = l + 1;
@@ -1608,58 +1623,7 @@ impl BoneSurface {
             return false;
         }
         const REACH_MM: f64 = 1e-7;
-        let d = b - a;
-        let part = Seg::new(p, q);
-        let nodes = &self.bvh.nodes;
-        let mut stack = [0u32; STACK_SIZE];
-        let mut sp = 0;
-        if part.slab(&nodes[0], REACH_MM).is_none() {
-            return false;
-        }
-        let mut cur = 0u32;
-        loop {
-            let n = &nodes[cur as usize];
-            if n.is_leaf() {
-                for k in n.first..n.first + n.count {
-                    if self.plane_gap(k as usize, a, b) > 0.0 {
-                        continue;
-                    }
-                    let tri = &self.tris[k as usize];
-                    if watertight_hit(a, &d, tri, 1.0).is_some()
-                        || segment_triangle_distance_sq_no_hit(a, b, tri, f64::MIN_POSITIVE) == 0.0
-                    {
-                        return true;
-                    }
-                }
-            } else {
-                let l = n.first;
-                let hl = part.slab(&nodes[l as usize], REACH_MM).is_some();
-                let hr = part.slab(&nodes[l as usize + 1], REACH_MM).is_some();
-                match (hl, hr) {
-                    (true, true) => {
-                        stack[sp] = l + 1;
-                        sp += 1;
-                        cur = l;
-                        continue;
-                    }
-                    (true, false) => {
-                        cur = l;
-                        continue;
-                    }
-                    (false, true) => {
-                        cur = l + 1;
-                        continue;
-                    }
-                    (false, false) => {}
-                }
-            }
-            if sp == 0 {
-                break;
-            }
-            sp -= 1;
-            cur = stack[sp];
-        }
-        false
+        self.crossing_among_boxes_near(a, b, &Seg::new(p, q), REACH_MM)
     }
 
     /// Leaf indices of every triangle that may come within `SLACK_MM` of the

@@ -276,13 +276,54 @@ impl<'a> ClearanceField<'a> {
         t
     }
 
+    /// The part of `[a, b]` (finite, `a` first) that the balls cannot prove
+    /// at least `threshold_mm` from the surface, walked from both ends
+    /// ([`ClearanceField::prove`], or [`ClearanceField::prove_fine`] when
+    /// `fine`): `None` when they prove all of it, else `Some((p, q))` with
+    /// `p` nearer `a`. A proof always has `t > 0` (the first ball holds its
+    /// start strictly inside); `t == 0` proves nothing, even for a
+    /// zero-length segment.
+    #[inline]
+    fn unproved_part(
+        &self,
+        a: &Point3<f64>,
+        b: &Point3<f64>,
+        threshold_mm: f64,
+        fine: bool,
+    ) -> Option<(Point3<f64>, Point3<f64>)> {
+        let walk = |from: &Point3<f64>, to: &Point3<f64>| {
+            if fine {
+                self.prove_fine(from, to, threshold_mm)
+            } else {
+                self.prove(from, to, threshold_mm)
+            }
+        };
+        let v = b - a;
+        let len = v.norm();
+        let t1 = walk(a, b);
+        if t1 > 0.0 && t1 >= len {
+            return None;
+        }
+        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
+        let t2 = walk(b, &p);
+        let rest = (b - p).norm();
+        if t2 > 0.0 && t2 >= rest {
+            return None;
+        }
+        let q = if t2 > 0.0 {
+            b + (p - b) * (t2 / rest)
+        } else {
+            *b
+        };
+        Some((p, q))
+    }
+
     /// `true` only if the exact distance from `[a, b]` to the surface is at
     /// least `threshold_mm` (by at least [`MARGIN_MM`]), proved by the balls
     /// alone (from both ends, then the finer walk); `false` means "not
     /// proved".
     pub(crate) fn proves_clear(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
-        let v = b - a;
-        let len = v.norm();
+        let len = (b - a).norm();
         if !(len.is_finite()
             && threshold_mm.is_finite()
             && threshold_mm > 2.0 * MARGIN_MM
@@ -290,30 +331,10 @@ impl<'a> ClearanceField<'a> {
         {
             return false;
         }
-        let t1 = self.prove(a, b, threshold_mm);
-        if t1 > 0.0 && t1 >= len {
-            return true;
+        match self.unproved_part(a, b, threshold_mm, false) {
+            None => true,
+            Some((p, q)) => self.unproved_part(&p, &q, threshold_mm, true).is_none(),
         }
-        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
-        let t2 = self.prove(b, &p, threshold_mm);
-        let rest = (b - p).norm();
-        if t2 > 0.0 && t2 >= rest {
-            return true;
-        }
-        let q = if t2 > 0.0 {
-            b + (p - b) * (t2 / rest)
-        } else {
-            *b
-        };
-        let pq = q - p;
-        let n_pq = pq.norm();
-        let t3 = self.prove_fine(&p, &q, threshold_mm);
-        if t3 > 0.0 && t3 >= n_pq {
-            return true;
-        }
-        let p = if t3 > 0.0 { p + pq * (t3 / n_pq) } else { p };
-        let t4 = self.prove_fine(&q, &p, threshold_mm);
-        t4 > 0.0 && t4 >= (q - p).norm()
     }
 
     /// `true` only if the exact distance from `[a, b]` to the surface is
@@ -322,8 +343,7 @@ impl<'a> ClearanceField<'a> {
     /// "not proved", not "farther". Cheaper than the distance itself: the
     /// balls, then one banded threshold query at most.
     pub(crate) fn proves_below(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
-        let v = b - a;
-        let len = v.norm();
+        let len = (b - a).norm();
         if !(len.is_finite()
             && threshold_mm.is_finite()
             && threshold_mm > 2.0 * MARGIN_MM
@@ -331,20 +351,8 @@ impl<'a> ClearanceField<'a> {
         {
             return false;
         }
-        let t1 = self.prove(a, b, threshold_mm);
-        if t1 > 0.0 && t1 >= len {
+        let Some((p, q)) = self.unproved_part(a, b, threshold_mm, false) else {
             return false;
-        }
-        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
-        let t2 = self.prove(b, &p, threshold_mm);
-        let rest = (b - p).norm();
-        if t2 > 0.0 && t2 >= rest {
-            return false;
-        }
-        let q = if t2 > 0.0 {
-            b + (p - b) * (t2 / rest)
-        } else {
-            *b
         };
         matches!(
             self.bone
@@ -435,8 +443,7 @@ impl ClearanceField<'_> {
         threshold_mm: f64,
         witnesses: &mut Witnesses,
     ) -> Rule2 {
-        let v = b - a;
-        let len = v.norm();
+        let len = (b - a).norm();
         if !(len.is_finite()
             && threshold_mm.is_finite()
             && threshold_mm > 2.0 * MARGIN_MM
@@ -448,22 +455,8 @@ impl ClearanceField<'_> {
                 Rule2::Blocked { unproved: None }
             };
         }
-        // A proof always has t > 0 (the first ball holds its start strictly
-        // inside); t == 0 means nothing is proved, even for len == 0.
-        let t1 = self.prove(a, b, threshold_mm);
-        if t1 > 0.0 && t1 >= len {
+        let Some((p, q)) = self.unproved_part(a, b, threshold_mm, false) else {
             return Rule2::Clear;
-        }
-        let p = if t1 > 0.0 { a + v * (t1 / len) } else { *a };
-        let t2 = self.prove(b, &p, threshold_mm);
-        let rest = (b - p).norm();
-        if t2 > 0.0 && t2 >= rest {
-            return Rule2::Clear;
-        }
-        let q = if t2 > 0.0 {
-            b + (p - b) * (t2 / rest)
-        } else {
-            *b
         };
         let blocked = Rule2::Blocked {
             unproved: Some((p, q)),
@@ -473,22 +466,8 @@ impl ClearanceField<'_> {
         }
         // Near the surface: the finer walk over cell corners, from both ends
         // of the unproved part.
-        let pq = q - p;
-        let n_pq = pq.norm();
-        let t3 = self.prove_fine(&p, &q, threshold_mm);
-        if t3 > 0.0 && t3 >= n_pq {
+        let Some((p, q)) = self.unproved_part(&p, &q, threshold_mm, true) else {
             return Rule2::Clear;
-        }
-        let p = if t3 > 0.0 { p + pq * (t3 / n_pq) } else { p };
-        let t4 = self.prove_fine(&q, &p, threshold_mm);
-        let rest = (q - p).norm();
-        if t4 > 0.0 && t4 >= rest {
-            return Rule2::Clear;
-        }
-        let q = if t4 > 0.0 {
-            q + (p - q) * (t4 / rest)
-        } else {
-            q
         };
         let blocked = Rule2::Blocked {
             unproved: Some((p, q)),
