@@ -310,18 +310,6 @@ impl Seg {
         let rr = n.radius + r;
         self.dist_sq(&c) > rr * rr * (1.0 + 1e-12)
     }
-
-    /// A lower bound on the distance from the segment to a node's box
-    /// (distance to the circumscribed sphere), mm.
-    #[inline]
-    #[allow(
-        dead_code,
-        reason = "the exact distance now bounds nodes with `BoneSurface::node_gap`"
-    )]
-    fn node_lower_bound(&self, n: &Node) -> f64 {
-        let c = (n.lo + n.hi) * 0.5;
-        (self.dist_sq(&c).sqrt() - n.radius - SLACK_MM).max(0.0)
-    }
 }
 
 /// The best distance of a branch and bound so far, mm, and its square.
@@ -607,24 +595,42 @@ impl BoneSurface {
 
     /// Closest point with its triangle (leaf index) and feature.
     fn closest(&self, p: &Point3<f64>) -> (Point3<f64>, u32, Feature, f64) {
-        let nodes = &self.bvh.nodes;
         let mut best_sq = f64::INFINITY;
         let mut best = (Point3::origin(), 0u32, Feature::Face);
+        self.point_branch_and_bound(p, &mut best_sq, |k, best_sq| {
+            let (q, f) = closest_point_on_triangle_feature(p, &self.tris[k as usize]);
+            let d = (p - q).norm_squared();
+            if d < *best_sq {
+                *best_sq = d;
+                best = (q, k, f);
+            }
+        });
+        (best.0, best.1, best.2, best_sq)
+    }
+
+    /// Near-first branch and bound of point `p` over the hierarchy: calls
+    /// `leaf(k, best_sq)` for every leaf triangle `k` of each node whose box
+    /// lies closer than `*best_sq` (squared distance, mm^2); `leaf` lowers
+    /// `*best_sq` when triangle `k` comes closer, and the traversal prunes
+    /// by the lowered value. No allocation.
+    #[inline(always)]
+    fn point_branch_and_bound(
+        &self,
+        p: &Point3<f64>,
+        best_sq: &mut f64,
+        mut leaf: impl FnMut(u32, &mut f64),
+    ) {
+        let nodes = &self.bvh.nodes;
         let mut stack = [(0u32, 0.0f64); STACK_SIZE];
         let mut sp = 0;
         let mut cur = (0u32, point_box_dist_sq(p, &nodes[0]));
         loop {
             let (ni, lb) = cur;
-            if lb < best_sq {
+            if lb < *best_sq {
                 let n = &nodes[ni as usize];
                 if n.is_leaf() {
                     for k in n.first..n.first + n.count {
-                        let (q, f) = closest_point_on_triangle_feature(p, &self.tris[k as usize]);
-                        let d = (p - q).norm_squared();
-                        if d < best_sq {
-                            best_sq = d;
-                            best = (q, k, f);
-                        }
+                        leaf(k, best_sq);
                     }
                 } else {
                     let l = n.first;
@@ -635,7 +641,7 @@ impl BoneSurface {
                     } else {
                         ((l + 1, dr), (l, dl))
                     };
-                    if far.1 < best_sq {
+                    if far.1 < *best_sq {
                         stack[sp] = far;
                         sp += 1;
                     }
@@ -649,7 +655,6 @@ impl BoneSurface {
             sp -= 1;
             cur = stack[sp];
         }
-        (best.0, best.1, best.2, best_sq)
     }
 
     /// Sign of `p` relative to the surface at its closest point `q` on leaf
@@ -1511,52 +1516,20 @@ impl BoneSurface {
     /// [`BoneSurface::closest_point`], pruned by the cap from the root).
     /// `p` must be finite.
     pub(crate) fn point_distance_below(&self, p: &Point3<f64>, cap_mm: f64) -> f64 {
-        let nodes = &self.bvh.nodes;
         let mut best_sq = cap_mm * cap_mm;
-        let mut stack = [(0u32, 0.0f64); STACK_SIZE];
-        let mut sp = 0;
-        let mut cur = (0u32, point_box_dist_sq(p, &nodes[0]));
-        loop {
-            let (ni, lb) = cur;
-            if lb < best_sq {
-                let n = &nodes[ni as usize];
-                if n.is_leaf() {
-                    for k in n.first..n.first + n.count {
-                        let s = &self.spheres[k as usize];
-                        let dc = (p.coords - Vector3::new(s[0], s[1], s[2])).norm();
-                        let lbt = dc - s[3];
-                        if lbt > 0.0 && lbt * lbt >= best_sq {
-                            continue;
-                        }
-                        let q = closest_point_on_triangle(p, &self.tris[k as usize]);
-                        let d = (p - q).norm_squared();
-                        if d < best_sq {
-                            best_sq = d;
-                        }
-                    }
-                } else {
-                    let l = n.first;
-                    let dl = point_box_dist_sq(p, &nodes[l as usize]);
-                    let dr = point_box_dist_sq(p, &nodes[l as usize + 1]);
-                    let (near, far) = if dl <= dr {
-                        ((l, dl), (l + 1, dr))
-                    } else {
-                        ((l + 1, dr), (l, dl))
-                    };
-                    if far.1 < best_sq {
-                        stack[sp] = far;
-                        sp += 1;
-                    }
-                    cur = near;
-                    continue;
-                }
+        self.point_branch_and_bound(p, &mut best_sq, |k, best_sq| {
+            let s = &self.spheres[k as usize];
+            let dc = (p.coords - Vector3::new(s[0], s[1], s[2])).norm();
+            let lbt = dc - s[3];
+            if lbt > 0.0 && lbt * lbt >= *best_sq {
+                return;
             }
-            if sp == 0 {
-                break;
+            let q = closest_point_on_triangle(p, &self.tris[k as usize]);
+            let d = (p - q).norm_squared();
+            if d < *best_sq {
+                *best_sq = d;
             }
-            sp -= 1;
-            cur = stack[sp];
-        }
+        });
         best_sq.sqrt().min(cap_mm)
     }
 

@@ -323,12 +323,7 @@ impl<'a> ClearanceField<'a> {
     /// alone (from both ends, then the finer walk); `false` means "not
     /// proved".
     pub(crate) fn proves_clear(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
-        let len = (b - a).norm();
-        if !(len.is_finite()
-            && threshold_mm.is_finite()
-            && threshold_mm > 2.0 * MARGIN_MM
-            && a.coords.iter().all(|x| x.is_finite()))
-        {
+        if !walkable(a, b, threshold_mm) {
             return false;
         }
         match self.unproved_part(a, b, threshold_mm, false) {
@@ -343,12 +338,7 @@ impl<'a> ClearanceField<'a> {
     /// "not proved", not "farther". Cheaper than the distance itself: the
     /// balls, then one banded threshold query at most.
     pub(crate) fn proves_below(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
-        let len = (b - a).norm();
-        if !(len.is_finite()
-            && threshold_mm.is_finite()
-            && threshold_mm > 2.0 * MARGIN_MM
-            && a.coords.iter().all(|x| x.is_finite()))
-        {
+        if !walkable(a, b, threshold_mm) {
             return false;
         }
         let Some((p, q)) = self.unproved_part(a, b, threshold_mm, false) else {
@@ -367,6 +357,16 @@ impl<'a> ClearanceField<'a> {
     pub(crate) fn clears(&self, a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
         self.decide(a, b, threshold_mm, &mut Witnesses::default()) == Rule2::Clear
     }
+}
+
+/// Whether the balls may be walked on `[a, b]` for `threshold_mm`: finite
+/// points and length, and a threshold above twice [`MARGIN_MM`].
+#[inline]
+fn walkable(a: &Point3<f64>, b: &Point3<f64>, threshold_mm: f64) -> bool {
+    (b - a).norm().is_finite()
+        && threshold_mm.is_finite()
+        && threshold_mm > 2.0 * MARGIN_MM
+        && a.coords.iter().all(|x| x.is_finite())
 }
 
 /// Blocking triangles remembered across the tips of one entry (most
@@ -443,12 +443,7 @@ impl ClearanceField<'_> {
         threshold_mm: f64,
         witnesses: &mut Witnesses,
     ) -> Rule2 {
-        let len = (b - a).norm();
-        if !(len.is_finite()
-            && threshold_mm.is_finite()
-            && threshold_mm > 2.0 * MARGIN_MM
-            && a.coords.iter().all(|x| x.is_finite()))
-        {
+        if !walkable(a, b, threshold_mm) {
             return if self.bone.segment_clears(a, b, threshold_mm) {
                 Rule2::Clear
             } else {

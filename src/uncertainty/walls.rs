@@ -654,28 +654,9 @@ impl<'a> SampledFemur<'a> {
                 best_k = k;
             }
         }
-        let mut a = s0 + best_k.saturating_sub(1) as f64 * h;
-        let mut b = (s0 + (best_k + 1) as f64 * h).min(s1);
-        let g = 0.5 * (5f64.sqrt() - 1.0);
-        let mut c = b - g * (b - a);
-        let mut e = a + g * (b - a);
-        let (mut wc, mut we) = (w(c), w(e));
-        for _ in 0..25 {
-            if wc < we {
-                b = e;
-                e = c;
-                we = wc;
-                c = b - g * (b - a);
-                wc = w(c);
-            } else {
-                a = c;
-                c = e;
-                wc = we;
-                e = a + g * (b - a);
-                we = w(e);
-            }
-        }
-        best.min(wc).min(we)
+        let a = s0 + best_k.saturating_sub(1) as f64 * h;
+        let b = (s0 + (best_k + 1) as f64 * h).min(s1);
+        best.min(golden_min(w, a, b, 25).1)
     }
 }
 
