@@ -1,33 +1,21 @@
 //! The planner against the independent checker, on the real femur meshes and
 //! on synthetic bones.
 
-use nalgebra::{Isometry3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
+use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion};
 
-use avnplan::anatomy::{BoneSource, FemurLandmarks, HipModel, Lesion};
+use avnplan::anatomy::{BoneSource, HipModel, Lesion};
 use avnplan::geometry::{BoneSurface, Ellipsoid, Sphere, TriMesh};
 use avnplan::planning::{plan_with, PlanOptions, PlanStatus, RejectReason};
 use avnplan::{Case, Side};
 
 use crate::checker::Checker;
-use crate::data::femur_mesh;
+use crate::data::{femur_mesh, model_on_mesh};
 
-/// A real femur with an anterosuperior ellipsoid lesion (~3.7 mL), moved by `pose`.
+/// [`crate::data::real_model`] on the femur moved by `pose`, with the moved mesh.
 fn real_model(name: &str, pose: &Isometry3<f64>) -> Option<(HipModel, Case, TriMesh)> {
     let mesh = femur_mesh(name)?.transformed(pose);
-    let lm = FemurLandmarks::from_mesh(&mesh, Some(Side::Right)).expect("landmarks");
-    let sup = lm.frame.world_from_head.rotation * Vector3::z();
-    let ant = lm.frame.anterior().into_inner();
-    let dir = (sup * 0.8 + ant * 0.6).normalize();
-    let center = lm.head.center + dir * (0.4 * lm.head.radius_mm);
-    let rot = Rotation3::face_towards(&dir, &sup);
-    let lesion =
-        Lesion::Ellipsoid(Ellipsoid::new(center, Vector3::new(9.0, 9.0, 11.0), rot).unwrap());
-    let bone = BoneSurface::new(mesh.clone()).expect("bone surface");
-    let mut model = HipModel::new(Side::Right, bone, BoneSource::Mesh, lm.head, lesion);
-    model.neck_axis = Some(lm.neck_axis);
-    model.shaft_axis = Some(lm.shaft_axis);
-    model.lesser_trochanter_level_mm = Some(lm.lesser_trochanter_level_mm);
-    Some((model, Case::new(Side::Right, Vec::new()), mesh))
+    let (model, case) = model_on_mesh(mesh.clone());
+    Some((model, case, mesh))
 }
 
 fn check_all(model: &HipModel, case: &Case, mesh: &TriMesh, plan: &avnplan::planning::Plan) {

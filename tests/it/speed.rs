@@ -4,15 +4,13 @@
 //! exact best grid candidate by the documented score.
 
 use approx::assert_relative_eq;
-use nalgebra::{Point3, Rotation3, Vector3};
+use nalgebra::{Point3, Vector3};
 use proptest::prelude::*;
 
-use avnplan::anatomy::{BoneSource, FemurLandmarks, HipModel, Lesion};
-use avnplan::geometry::{BoneSurface, Ellipsoid};
+use avnplan::geometry::BoneSurface;
 use avnplan::planning::{candidates, plan_with, score, PlanOptions, PlanStatus, Rules};
-use avnplan::{Case, Side};
 
-use crate::data::femur_mesh;
+use crate::data::real_model;
 use crate::surface::fixtures::{load_femur, needle_segments, BruteForce, FEMURS};
 
 #[test]
@@ -67,25 +65,6 @@ thread_local! {
         (0..FEMURS.len())
             .map(|k| load_femur(k).map(|f| (f.head_mm, std::sync::Arc::new(f.surface))))
             .collect();
-}
-
-/// A real femur with the anterosuperior 3.7 mL lesion of the plan tests.
-fn real_model(name: &str) -> Option<(HipModel, Case)> {
-    let mesh = femur_mesh(name)?;
-    let lm = FemurLandmarks::from_mesh(&mesh, Some(Side::Right)).expect("landmarks");
-    let sup = lm.frame.world_from_head.rotation * Vector3::z();
-    let ant = lm.frame.anterior().into_inner();
-    let dir = (sup * 0.8 + ant * 0.6).normalize();
-    let center = lm.head.center + dir * (0.4 * lm.head.radius_mm);
-    let rot = Rotation3::face_towards(&dir, &sup);
-    let lesion =
-        Lesion::Ellipsoid(Ellipsoid::new(center, Vector3::new(9.0, 9.0, 11.0), rot).unwrap());
-    let bone = BoneSurface::new(mesh).expect("bone surface");
-    let mut model = HipModel::new(Side::Right, bone, BoneSource::Mesh, lm.head, lesion);
-    model.neck_axis = Some(lm.neck_axis);
-    model.shaft_axis = Some(lm.shaft_axis);
-    model.lesser_trochanter_level_mm = Some(lm.lesser_trochanter_level_mm);
-    Some((model, Case::new(Side::Right, Vec::new())))
 }
 
 /// The grid's best (refinement off) is the exact maximum of the documented

@@ -6,33 +6,9 @@
 //! RAYON_NUM_THREADS=1 valgrind --tool=callgrind <it binary> --ignored
 //! --exact tlem::whole_plan_profile_target`
 
-use nalgebra::{Rotation3, Vector3};
-
-use avnplan::anatomy::{BoneSource, FemurLandmarks, HipModel, Lesion};
-use avnplan::geometry::{BoneSurface, Ellipsoid};
 use avnplan::planning::{plan_with, PlanOptions};
-use avnplan::{Case, Side};
 
-use crate::data::femur_mesh;
-
-/// A real femur with the anterosuperior 3.7 mL lesion of the planning bench.
-pub fn real_model(name: &str) -> Option<(HipModel, Case)> {
-    let mesh = femur_mesh(name)?;
-    let lm = FemurLandmarks::from_mesh(&mesh, Some(Side::Right)).expect("landmarks");
-    let sup = lm.frame.world_from_head.rotation * Vector3::z();
-    let ant = lm.frame.anterior().into_inner();
-    let dir = (sup * 0.8 + ant * 0.6).normalize();
-    let center = lm.head.center + dir * (0.4 * lm.head.radius_mm);
-    let rot = Rotation3::face_towards(&dir, &sup);
-    let lesion =
-        Lesion::Ellipsoid(Ellipsoid::new(center, Vector3::new(9.0, 9.0, 11.0), rot).unwrap());
-    let bone = BoneSurface::new(mesh).expect("bone surface");
-    let mut model = HipModel::new(Side::Right, bone, BoneSource::Mesh, lm.head, lesion);
-    model.neck_axis = Some(lm.neck_axis);
-    model.shaft_axis = Some(lm.shaft_axis);
-    model.lesser_trochanter_level_mm = Some(lm.lesser_trochanter_level_mm);
-    Some((model, Case::new(Side::Right, Vec::new())))
-}
+use crate::data::real_model;
 
 /// One default plan on `$AVNPLAN_PROFILE_FEMUR` (default `tlem2_right`);
 /// writes the whole plan (`{:#?}`, every f64 to the bit) to
